@@ -1,0 +1,101 @@
+"""Compose a run configuration with Hydra's compose API and check it against the typed schema.
+
+The same ``key=value`` overrides work on the command line, in a search space and on an exported
+config file. Every error becomes one :class:`~hyco.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hyco.config.schema import RunConfig
+from hyco.config.validate import validate
+from hyco.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def available_configs() -> list[str]:
+    """Names of the experiment configs shipped with hyco (``hyco train NAME``)."""
+    return sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+
+
+def _compose(config_dir: Path, name: str, overrides: Sequence[str]) -> DictConfig:
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+            return compose(config_name=name, overrides=list(overrides))
+    except MissingConfigException as exc:
+        if (config_dir / f"{name}.yaml").exists():
+            raise ConfigError(f"config {name!r}: {exc}") from None
+        raise ConfigError(
+            f"no config named {name!r}; available: {', '.join(available_configs())} "
+            "(or pass a file: --config-file path.yaml)"
+        ) from None
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"bad override in {list(overrides)}: {exc}") from None
+
+
+def _to_schema(raw: DictConfig, origin: str) -> RunConfig:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), raw)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"{origin}: key {key!r}: {reason}") from None
+
+
+def load_config(name: str, overrides: Sequence[str] = ()) -> RunConfig:
+    """Compose the shipped experiment config ``name`` (or a YAML path) with ``overrides``."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        return load_config_file(path, overrides)
+    raw = _compose(CONF_DIR, name, overrides)
+    cfg = _to_schema(raw, f"config {name!r}")
+    validate(cfg)
+    return cfg
+
+
+def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Load a config file (e.g. an exported best config); its defaults list, if any, is honoured."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    raw = _compose_file(path, overrides)
+    cfg = _to_schema(raw, f"config file {str(path)!r}")
+    validate(cfg)
+    return cfg
+
+
+def _compose_file(path: Path, overrides: Sequence[str]) -> DictConfig:
+    """A resolved config file (as ``hyco export`` writes) composes from its own directory."""
+    text = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(text, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping, got {type(text).__name__}")
+    if "defaults" in text:
+        raise ConfigError(
+            f"config file {str(path)!r} has a defaults list; put it in {CONF_DIR} and use its "
+            "name, or pass a resolved config (as written by hyco export)"
+        )
+    return _compose(path.parent, path.stem, overrides)
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    cfg = _to_schema(OmegaConf.create(data), "config")
+    validate(cfg)
+    return cfg

@@ -1,0 +1,112 @@
+"""Typed run configuration: one place for defaults; OmegaConf rejects unknown keys and wrong types.
+
+Range checks live in :mod:`hyco.config.validate`. Units: times in the problem's time units,
+``noise`` relative to max|u| of each training trajectory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class RunParams:
+    experiment_name: str = "hyco"
+    mode: list[str] = field(default_factory=lambda: ["train"])
+    model_type: str = "hybrid"
+    seed: int = 0
+    output_dir: str = "runs"
+    device: str = "cpu"  # cpu | cuda | auto
+    num_threads: int = 1  # torch intra-op threads; same value needed for bitwise reruns
+    dtype: str = "float32"  # float32 | float64
+
+
+@dataclass
+class ParameterSpec:
+    """One learnable physical parameter (or a vector of them, e.g. bump amplitudes)."""
+
+    truth: list[float] = field(default_factory=list)
+    guess: list[float] = field(default_factory=list)
+
+
+@dataclass
+class PhysicalModelConfig:
+    name: str = "burgers"
+    resolution: list[int] = field(default_factory=lambda: [128])
+    dt: float = 0.01
+    substeps: int = 1
+    params: dict[str, ParameterSpec] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SyntheticModelConfig:
+    name: str = "unet"
+    base_channels: int = 16
+    depth: int = 2
+    residual: bool = True
+
+
+@dataclass
+class ModelConfig:
+    physical: PhysicalModelConfig = field(default_factory=PhysicalModelConfig)
+    synthetic: SyntheticModelConfig = field(default_factory=SyntheticModelConfig)
+
+
+@dataclass
+class ObservationConfig:
+    mask: str = "full"  # full | region | random
+    region: list[list[float]] = field(default_factory=list)  # per axis [lo, hi] as fractions
+    fraction: float = 1.0  # kept fraction of points for mask=random
+    noise: float = 0.0
+    stride: int = 1  # temporal stride of observed frames
+    num_sims: Optional[int] = None  # use only the first n training sims
+
+
+@dataclass
+class DataConfig:
+    num_simulations: int = 8
+    num_steps: int = 20
+    seed: int = 0
+    cache_dir: str = "~/.cache/hyco"
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+
+
+@dataclass
+class SyntheticTrainerConfig:
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    optimizer: str = "adam"
+    use_sliding_window: bool = True
+
+
+@dataclass
+class PhysicalTrainerConfig:
+    method: str = "L-BFGS-B"
+    abs_tol: float = 1e-6
+    max_iterations: int = 5
+    suppress_convergence_errors: bool = False
+
+
+@dataclass
+class TrainerParams:
+    train_sim: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    val_sim: list[int] = field(default_factory=lambda: [4, 5])
+    test_sim: list[int] = field(default_factory=lambda: [6, 7])
+    epochs: int = 5
+    num_predict_steps: int = 5
+    alpha: float = 0.5
+    interleave_frequency: int = 1
+    warmup_epochs: int = 0
+    num_random_ics: int = 2  # fresh random interaction ICs per epoch, besides the real ones
+    synthetic: SyntheticTrainerConfig = field(default_factory=SyntheticTrainerConfig)
+    physical: PhysicalTrainerConfig = field(default_factory=PhysicalTrainerConfig)
+
+
+@dataclass
+class RunConfig:
+    run_params: RunParams = field(default_factory=RunParams)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer_params: TrainerParams = field(default_factory=TrainerParams)

@@ -1,0 +1,93 @@
+"""Range and consistency checks on a typed config, run before any simulation starts."""
+
+from __future__ import annotations
+
+import math
+
+from hyco.config.schema import RunConfig
+from hyco.errors import ConfigError
+
+#: optimizers phiml's minimize accepts here; an unknown name makes it hang forever
+PHYSICAL_METHODS = ("L-BFGS-B", "BFGS")
+SYNTHETIC_OPTIMIZERS = ("adam", "adamw")
+TRAINERS = ("synthetic", "physical", "hybrid")
+MASKS = ("full", "region", "random")
+MODES = ("train", "evaluate")
+
+
+def _require(ok: bool, key: str, value: object, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} is {value!r}, but {rule}")
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` on the first bad value; the message names key, value and rule."""
+    rp, data, tp = cfg.run_params, cfg.data, cfg.trainer_params
+    obs = data.observation
+    _require(rp.device in ("cpu", "cuda", "auto"), "run_params.device", rp.device, "must be cpu, cuda or auto")
+    _require(rp.num_threads >= 1, "run_params.num_threads", rp.num_threads, "must be >= 1")
+    _require(rp.dtype in ("float32", "float64"), "run_params.dtype", rp.dtype, "must be float32 or float64")
+    _require(set(rp.mode) <= set(MODES) and rp.mode, "run_params.mode", rp.mode, f"must be a non-empty subset of {list(MODES)}")
+    _require(rp.model_type in TRAINERS, "run_params.model_type", rp.model_type, f"must be one of {list(TRAINERS)}")
+
+    _require(data.num_simulations >= 1, "data.num_simulations", data.num_simulations, "must be >= 1")
+    _require(data.num_steps >= 1, "data.num_steps", data.num_steps, "must be >= 1")
+    _require(obs.mask in MASKS, "data.observation.mask", obs.mask, f"must be one of {list(MASKS)}")
+    _require(_finite(obs.fraction) and 0 < obs.fraction <= 1, "data.observation.fraction", obs.fraction, "must be in (0, 1]")
+    _require(_finite(obs.noise) and obs.noise >= 0, "data.observation.noise", obs.noise, "must be >= 0 (relative to max|u|)")
+    _require(obs.stride >= 1, "data.observation.stride", obs.stride, "must be >= 1")
+    ndim = len(cfg.model.physical.resolution)
+    if obs.mask == "region":
+        ok = len(obs.region) == ndim and all(
+            len(r) == 2 and 0 <= r[0] < r[1] <= 1 for r in obs.region
+        )
+        _require(ok, "data.observation.region", obs.region,
+                 f"must hold one [lo, hi] pair per axis ({ndim}, in x, y order) with 0 <= lo < hi <= 1")
+
+    sims = {"train_sim": tp.train_sim, "val_sim": tp.val_sim, "test_sim": tp.test_sim}
+    for key, ids in sims.items():
+        _require(all(0 <= i < data.num_simulations for i in ids), f"trainer_params.{key}", ids,
+                 f"must index simulations 0..{data.num_simulations - 1} (data.num_simulations)")
+        _require(len(set(ids)) == len(ids), f"trainer_params.{key}", ids, "must not repeat a simulation")
+    _require(len(tp.train_sim) >= 1, "trainer_params.train_sim", tp.train_sim, "must name at least one simulation")
+    _require(len(tp.val_sim) >= 1, "trainer_params.val_sim", tp.val_sim, "must name at least one simulation")
+    for a, b in (("train_sim", "val_sim"), ("train_sim", "test_sim"), ("val_sim", "test_sim")):
+        shared = set(sims[a]) & set(sims[b])
+        _require(not shared, f"trainer_params.{b}", sims[b], f"must not share simulations {sorted(shared)} with {a}")
+    if obs.num_sims is not None:
+        _require(1 <= obs.num_sims <= len(tp.train_sim), "data.observation.num_sims", obs.num_sims,
+                 f"must be between 1 and len(trainer_params.train_sim) = {len(tp.train_sim)}")
+
+    _require(tp.epochs >= 1, "trainer_params.epochs", tp.epochs, "must be >= 1")
+    _require(_finite(tp.alpha) and 0 <= tp.alpha <= 1, "trainer_params.alpha", tp.alpha, "must be in [0, 1]")
+    _require(tp.interleave_frequency >= 1, "trainer_params.interleave_frequency", tp.interleave_frequency, "must be >= 1")
+    _require(0 <= tp.warmup_epochs <= tp.epochs, "trainer_params.warmup_epochs", tp.warmup_epochs,
+             f"must be between 0 and trainer_params.epochs = {tp.epochs}")
+    _require(tp.num_random_ics >= 0, "trainer_params.num_random_ics", tp.num_random_ics, "must be >= 0")
+    max_pred = data.num_steps // obs.stride
+    _require(1 <= tp.num_predict_steps <= max_pred, "trainer_params.num_predict_steps", tp.num_predict_steps,
+             f"must be between 1 and data.num_steps // data.observation.stride = {max_pred}")
+
+    syn = tp.synthetic
+    _require(_finite(syn.learning_rate) and syn.learning_rate > 0, "trainer_params.synthetic.learning_rate", syn.learning_rate, "must be > 0")
+    _require(syn.batch_size >= 1, "trainer_params.synthetic.batch_size", syn.batch_size, "must be >= 1")
+    _require(syn.optimizer in SYNTHETIC_OPTIMIZERS, "trainer_params.synthetic.optimizer", syn.optimizer,
+             f"must be one of {list(SYNTHETIC_OPTIMIZERS)}")
+    phys = tp.physical
+    _require(phys.method in PHYSICAL_METHODS, "trainer_params.physical.method", phys.method,
+             f"must be one of {list(PHYSICAL_METHODS)}")
+    _require(_finite(phys.abs_tol) and phys.abs_tol > 0, "trainer_params.physical.abs_tol", phys.abs_tol, "must be > 0")
+    _require(phys.max_iterations >= 1, "trainer_params.physical.max_iterations", phys.max_iterations, "must be >= 1")
+
+    syn_model = cfg.model.synthetic
+    _require(syn_model.base_channels >= 1, "model.synthetic.base_channels", syn_model.base_channels, "must be >= 1")
+    _require(syn_model.depth >= 0, "model.synthetic.depth", syn_model.depth, "must be >= 0")
+
+    # the problem validates its own resolution, options and parameters (and its name)
+    from hyco.physics import make_problem
+
+    make_problem(cfg.model.physical)

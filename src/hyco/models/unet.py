@@ -1,0 +1,164 @@
+"""The synthetic model: a small U-Net that predicts the next state of a field, plus a registry.
+
+States are torch tensors ``[B, C, X]`` (1D) or ``[B, C, Y, X]`` (2D), as produced by
+:mod:`hyco.physics.convert`. The network maps a state to the state one time step later, so
+it can be rolled out autoregressively next to the physical model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hyco.errors import ConfigError
+
+_CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d}
+_POOL: dict[int, type[nn.Module]] = {1: nn.AvgPool1d, 2: nn.AvgPool2d}
+
+
+def _check_int(key: str, value: object, minimum: int) -> None:
+    """Reject non-integers and values below ``minimum``, naming the config key."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key} is {value!r}, but must be an integer >= {minimum}")
+
+
+def _conv(ndim: int, c_in: int, c_out: int, kernel: int, periodic: bool) -> nn.Module:
+    """A same-size convolution; circular padding keeps a periodic domain translation-equivariant.
+
+    Non-periodic domains use zero padding so the network can tell where the boundary is.
+    """
+    return _CONV[ndim](
+        c_in,
+        c_out,
+        kernel_size=kernel,
+        padding=kernel // 2,
+        padding_mode="circular" if periodic else "zeros",
+    )
+
+
+class _Block(nn.Sequential):
+    """Two 3-wide convolutions, each followed by GELU: one resolution level of the U-Net."""
+
+    def __init__(self, ndim: int, c_in: int, c_out: int, periodic: bool):
+        super().__init__(
+            _conv(ndim, c_in, c_out, 3, periodic),
+            nn.GELU(),
+            _conv(ndim, c_out, c_out, 3, periodic),
+            nn.GELU(),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net next-state predictor for 1D or 2D fields of any spatial size.
+
+    With ``residual=True`` the output is ``x + net(x)`` and the last layer starts at zero, so
+    the untrained model is the identity map: autoregressive rollouts start stable and the
+    network only has to learn the change per step.
+    """
+
+    def __init__(
+        self,
+        ndim: int,
+        channels: int,
+        base_channels: int = 16,
+        depth: int = 2,
+        periodic: bool = True,
+        residual: bool = True,
+    ):
+        super().__init__()
+        if isinstance(ndim, bool) or ndim not in (1, 2):
+            raise ConfigError(f"model ndim (spatial rank) is {ndim!r}, but must be 1 or 2")
+        _check_int("model channels", channels, 1)
+        _check_int("model.synthetic.base_channels", base_channels, 1)
+        _check_int("model.synthetic.depth", depth, 0)
+        self.ndim = ndim
+        self.channels = channels
+        self.depth = depth
+        self.periodic = bool(periodic)
+        self.residual = bool(residual)
+
+        widths = [base_channels * 2**level for level in range(depth + 1)]
+        self.encoder = nn.ModuleList([_Block(ndim, channels, widths[0], self.periodic)])
+        for level in range(1, depth + 1):
+            self.encoder.append(_Block(ndim, widths[level - 1], widths[level], self.periodic))
+        self.pool = _POOL[ndim](kernel_size=2, stride=2)
+        # Decoder level i (deepest first) fuses the upsampled level i+1 with the skip of level i.
+        self.decoder = nn.ModuleList(
+            [
+                _Block(ndim, widths[level + 1] + widths[level], widths[level], self.periodic)
+                for level in reversed(range(depth))
+            ]
+        )
+        self.head = _CONV[ndim](widths[0], channels, kernel_size=1)
+        if self.residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Grow every spatial axis to a multiple of ``2**depth`` so pooling divides evenly.
+
+        Periodic domains wrap around (tiling, so any amount works even on tiny grids); others
+        repeat the edge value. Both use only ops whose gradients are deterministic.
+        """
+        multiple = 2**self.depth
+        for dim in range(2, x.dim()):
+            n = x.shape[dim]
+            extra = (-n) % multiple
+            if extra == 0:
+                continue
+            if self.periodic:
+                reps = [1] * x.dim()
+                reps[dim] = -(-(n + extra) // n)
+                x = x.repeat(*reps).narrow(dim, 0, n + extra)
+            else:
+                shape = list(x.shape)
+                shape[dim] = extra
+                x = torch.cat([x, x.narrow(dim, n - 1, 1).expand(*shape)], dim=dim)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict the next state; the output has exactly the shape of ``x``."""
+        if x.dim() != self.ndim + 2 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"UNet expects [B, {self.channels}, *{self.ndim} spatial axes], "
+                f"got shape {tuple(x.shape)}"
+            )
+        spatial = x.shape[2:]
+        h = self._pad(x)
+        skips = []
+        for level, block in enumerate(self.encoder):
+            if level > 0:
+                h = self.pool(h)
+            h = block(h)
+            skips.append(h)
+        h = skips.pop()
+        for block in self.decoder:
+            skip = skips.pop()
+            h = F.interpolate(h, size=skip.shape[2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1))
+        out = self.head(h)
+        for dim, n in enumerate(spatial, start=2):
+            out = out.narrow(dim, 0, n)
+        return x + out if self.residual else out
+
+
+SYNTHETIC_MODELS: dict[str, type[nn.Module]] = {"unet": UNet}
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`make_model` (``model.synthetic.name``)."""
+    return sorted(SYNTHETIC_MODELS)
+
+
+def make_model(name: str, ndim: int, channels: int, periodic: bool, **kwargs: object) -> nn.Module:
+    """Build the synthetic model called ``name``; an unknown name lists the valid ones.
+
+    ``ndim``, ``channels`` and ``periodic`` come from the physical problem; ``kwargs`` are the
+    remaining ``model.synthetic`` options (e.g. ``base_channels``, ``depth``, ``residual``).
+    """
+    if name not in SYNTHETIC_MODELS:
+        raise ConfigError(
+            f"model.synthetic.name is {name!r}, but must be one of {available_models()}"
+        )
+    return SYNTHETIC_MODELS[name](ndim=ndim, channels=channels, periodic=periodic, **kwargs)

@@ -1,0 +1,71 @@
+"""Viscous Burgers' equation u_t + (u . grad) u = nu * lap(u), periodic, 1D or 2D.
+
+Explicit Euler in time; upwind advection (``advect.differential``), which works with torch in
+1D (``advect.semi_lagrangian`` does not in phiflow 3.4) and is the scheme of both data and
+model, so its numerical diffusion (about |u|dx/2) does not bias the fitted viscosity.
+Learnable: the scalar viscosity ``viscosity``.
+"""
+
+from __future__ import annotations
+
+import math as pymath
+
+import torch
+from phi import math
+from phi.field import Field
+from phi.geom import Box
+from phi.math import extrapolation
+from phi.physics import advect, diffuse
+
+from hyco.physics.base import Problem, register_problem
+from hyco.physics.convert import centered_to_tensor, spatial_names, tensor_to_centered
+
+
+@register_problem
+class Burgers(Problem):
+    name = "burgers"
+    parameters = {"viscosity": 1}
+    option_defaults = {"domain_size": 2 * pymath.pi, "modes": 4, "max_velocity": 1.0}
+    ranks = (1, 2)
+    periodic = True
+
+    def setup(self) -> None:
+        size = float(self.options["domain_size"])
+        self.bounds = Box(**{name: size for name in spatial_names(self.ndim)})
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(f"u_{name}" for name in spatial_names(self.ndim))
+
+    @property
+    def array_shape(self) -> tuple[int, ...]:
+        return tuple(reversed(self.resolution))
+
+    def sample_initial(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Sums of random sine modes per component, scaled to max|u| = ``max_velocity``."""
+        modes = int(self.options["modes"])
+        size = float(self.options["domain_size"])
+        coords = [(torch.arange(r, dtype=torch.float64) + 0.5) * size / r for r in self.array_shape]
+        grids = torch.meshgrid(*coords, indexing="ij")  # array order (y, x)
+        u = torch.zeros((n, self.ndim, *self.array_shape), dtype=torch.float64)
+        ones = [1] * self.ndim
+        for k in range(1, modes + 1):
+            amp = torch.randn((n, self.ndim, self.ndim), generator=generator, dtype=torch.float64)
+            phase = 2 * pymath.pi * torch.rand((n, self.ndim), generator=generator, dtype=torch.float64)
+            for axis, grid in enumerate(grids):
+                wave = torch.sin(2 * pymath.pi * k * grid / size + phase[:, axis].reshape(n, *ones))
+                u += amp[:, :, axis].reshape(n, self.ndim, *ones) * wave[:, None] / k
+        peak = u.abs().flatten(1).amax(dim=1).clamp_min(1e-12)
+        u = u / peak.reshape(n, *[1] * (u.dim() - 1)) * float(self.options["max_velocity"])
+        return u.float()
+
+    def to_state(self, array: torch.Tensor) -> Field:
+        return tensor_to_centered(array, self.bounds, extrapolation.PERIODIC, vector=True)
+
+    def to_array(self, state: Field) -> torch.Tensor:
+        return centered_to_tensor(state)
+
+    def step(self, state: Field, theta: torch.Tensor) -> Field:
+        viscosity = math.wrap(theta[0])
+        rate = diffuse.differential(state, viscosity) - advect.differential(state, state)
+        return state + self.cfg.dt * rate

@@ -1,0 +1,115 @@
+"""One training run in-process (no Ray): the debug run and, through hyco_ray, every sweep trial.
+
+A run directory holds ``config.yaml`` (the resolved config), ``environment.json`` (what decides
+the numbers), ``metrics.jsonl`` (one line per finished epoch, written as it finishes, so a
+crash loses nothing), ``checkpoint.pt`` (latest state, for resume and ``hyco evaluate``),
+``figures/`` and, in evaluate mode, ``test_metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math as pymath
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from hyco.config import RunConfig, config_to_yaml, load_config_file
+from hyco.errors import HycoError, TrainingError
+from hyco.evaluation import plot_history, plot_predictions
+from hyco.runtime import environment
+from hyco.training import HybridTrainer, create_trainer
+
+log = logging.getLogger(__name__)
+
+
+def _json_safe(metrics: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not pymath.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def save_checkpoint(trainer: HybridTrainer, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(trainer.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
+def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
+    figures = run_dir / "figures"
+    paths = []
+    if trainer.history:
+        paths += plot_history(trainer.history, trainer.problem.truth.tolist(), trainer.problem.labels, figures)
+    traj = trainer.val[:1]
+    with torch.no_grad():
+        trainer.model.eval()
+        syn = trainer._generate_synthetic_rollout(traj[:, 0], traj.shape[1] - 1)[0]
+        phys = trainer._generate_physical_rollout(traj[:, 0], traj.shape[1] - 1)[0]
+    paths.append(plot_predictions(traj[0, 1:], syn, phys, trainer.problem.channels, figures / "predictions.png"))
+    return paths
+
+
+def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg`` writing everything into ``run_dir``; returns the last epoch's metrics."""
+    run_dir = Path(run_dir).expanduser().resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
+    trainer = create_trainer(cfg)
+    (run_dir / "environment.json").write_text(json.dumps(environment(cfg.run_params), indent=2))
+    checkpoint = run_dir / "checkpoint.pt"
+    metrics_file = run_dir / "metrics.jsonl"
+    if resume and checkpoint.exists():
+        trainer.load_state_dict(torch.load(checkpoint, weights_only=False))
+        log.info("resumed %s after epoch %d", run_dir, trainer.epoch)
+    elif metrics_file.exists():
+        metrics_file.unlink()
+    bar = tqdm(total=cfg.trainer_params.epochs, initial=trainer.epoch, desc=cfg.run_params.experiment_name,
+               disable=not progress, unit="epoch")
+    try:
+        with metrics_file.open("a") as out:
+            for metrics in trainer.fit():
+                out.write(json.dumps(_json_safe(metrics)) + "\n")
+                out.flush()
+                save_checkpoint(trainer, checkpoint)
+                bar.update(1)
+                bar.set_postfix(val_loss=f"{metrics['val_loss']:.4g}", param_error=f"{metrics['param_error']:.3g}")
+    except TrainingError:
+        log.error("training stopped; metrics of %d finished epochs are in %s", trainer.epoch, metrics_file)
+        raise
+    finally:
+        bar.close()
+        if trainer.history:
+            write_figures(trainer, run_dir)
+    final = dict(trainer.history[-1]) if trainer.history else {}
+    if "evaluate" in cfg.run_params.mode:
+        final.update(evaluate_trainer(trainer, run_dir))
+    return final
+
+
+def evaluate_trainer(trainer: HybridTrainer, run_dir: Path) -> dict:
+    """Score the test split (full fields); writes ``test_metrics.json``."""
+    if len(trainer.dataset.test) == 0:
+        raise HycoError("trainer_params.test_sim is empty: nothing to evaluate")
+    scores = trainer.evaluate(trainer.dataset.test)
+    result = {
+        "test_loss_synthetic": scores["loss_synthetic"],
+        "test_loss_physical": scores["loss_physical"],
+        "param_error": trainer.physical.param_error(),
+        "theta": trainer.physical.theta.tolist(),
+        "epoch": trainer.epoch,
+    }
+    (run_dir / "test_metrics.json").write_text(json.dumps(_json_safe(result), indent=2))
+    return result
+
+
+def evaluate_run(run_dir: str | Path) -> dict:
+    """Rebuild the trainer of a finished run from its files and score the test split."""
+    run_dir = Path(run_dir).expanduser().resolve()
+    checkpoint = run_dir / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise HycoError(f"{run_dir} has no checkpoint.pt: is it a run directory of hyco train?")
+    cfg = load_config_file(run_dir / "config.yaml")
+    trainer = create_trainer(cfg)
+    trainer.load_state_dict(torch.load(checkpoint, weights_only=False))
+    return evaluate_trainer(trainer, run_dir)

@@ -1,0 +1,282 @@
+"""HybridTrainer: HYCO, the physical model P_theta and the network S_w trained in turns.
+
+One epoch (DESIGN.md, "HYCO, precisely"), read top to bottom in :meth:`HybridTrainer.run_epoch`:
+
+1. warm-up (epoch < warmup_epochs): S fits the observed data only;
+2. synthetic step: Adam on  alpha * L_data(S) + (1 - alpha) * L_int(S, P);
+   physical step every ``interleave_frequency`` epochs: L-BFGS-B on
+   alpha * L_data(P) + (1 - alpha) * L_int(P, S), warm-started, a few iterations;
+3. validation: full-length rollouts of S and P on the val sims, parameter error.
+
+``alpha = 1`` trains both models on data alone: both baselines from the same code path.
+:class:`SyntheticTrainer` and :class:`PhysicsOnlyTrainer` switch one model off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math as pymath
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from phi import math
+
+from hyco.config.schema import RunConfig
+from hyco.data import Dataset, build_dataset
+from hyco.errors import TrainingError
+from hyco.models import make_model
+from hyco.physics import make_problem
+from hyco.runtime import configure, generator
+from hyco.training.losses import make_windows, masked_nmse, relative_l2, select_observed
+from hyco.training.physical import PhysicalStep, PhysicalTrainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HybridBatch:
+    """Everything one epoch trains on; the other model's predictions carry no gradient."""
+
+    data_initial: torch.Tensor  # [W, C, *S] window starts (full, noisy)
+    data_targets: torch.Tensor  # [W, n, C, *S] observed frames
+    interaction_initial: torch.Tensor  # [M, C, *S] real and fresh random ICs
+    physical_predictions: torch.Tensor | None  # [M, n*stride, C, *S] P's rollouts, for S
+    synthetic_predictions: torch.Tensor | None  # [M, n*stride, C, *S] S's rollouts, for P
+
+
+class HybridTrainer:
+    """HYCO on one problem; ``fit()`` yields one metrics dict per epoch."""
+
+    name = "hybrid"
+    trains_synthetic = True
+    trains_physical = True
+
+    def __init__(self, cfg: RunConfig, device: str | torch.device | None = None, dataset: Dataset | None = None):
+        self.cfg = cfg
+        self.tp = cfg.trainer_params
+        default_device = configure(cfg.run_params)
+        self.device = torch.device(device) if device is not None else default_device
+        self.dtype = torch.float64 if cfg.run_params.dtype == "float64" else torch.float32
+        math.set_global_precision(64 if self.dtype == torch.float64 else 32)
+        self.problem = make_problem(cfg.model.physical)
+        self.dataset = dataset if dataset is not None else build_dataset(cfg, self.problem)
+        obs = self.dataset.observations
+        self.stride = obs.stride
+        self.mask = obs.mask.to(self.device, self.dtype)
+        initial, targets = make_windows(obs.frames, self.tp.num_predict_steps, self.tp.synthetic.use_sliding_window)
+        self.data_initial = initial.to(self.device, self.dtype)
+        self.data_targets = targets.to(self.device, self.dtype)
+        self.val = self.dataset.val.to(self.device, self.dtype)
+        torch.manual_seed(cfg.run_params.seed)
+        syn = cfg.model.synthetic
+        self.model = make_model(
+            syn.name,
+            ndim=self.problem.ndim,
+            channels=len(self.problem.channels),
+            periodic=self.problem.periodic,
+            base_channels=syn.base_channels,
+            depth=syn.depth,
+            residual=syn.residual,
+        ).to(self.device, self.dtype)
+        opt_cls = torch.optim.AdamW if self.tp.synthetic.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(self.model.parameters(), lr=self.tp.synthetic.learning_rate)
+        self.physical = PhysicalTrainer(self.problem, self.tp.physical)
+        # one model alone sees only data: alpha = 1 is both baselines
+        self.alpha = self.tp.alpha if self.trains_synthetic and self.trains_physical else 1.0
+        self.epoch = 0  # finished epochs
+        self.history: list[dict] = []
+
+    # ----- rollouts --------------------------------------------------------------------------------
+
+    def _generate_synthetic_rollout(self, initial: torch.Tensor, num_steps: int) -> torch.Tensor:
+        """S applied autoregressively: ``[B, num_steps, C, *S]`` (differentiable unless no_grad)."""
+        frames = []
+        state = initial
+        for _ in range(num_steps):
+            state = self.model(state)
+            frames.append(state)
+        return torch.stack(frames, dim=1)
+
+    def _generate_physical_rollout(
+        self, initial: torch.Tensor, num_steps: int, theta: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """P_theta from ``initial``: ``[B, num_steps, C, *S]``, fields converted to arrays."""
+        theta = self.physical.theta if theta is None else theta
+        return self.problem.rollout(initial, theta.to(self.device, self.dtype), num_steps)
+
+    def _interaction_initial_states(self, epoch: int) -> torch.Tensor:
+        """Real ICs (window starts of the observed sims) and fresh random ICs, full domain."""
+        real = self.data_initial
+        fresh_count = self.tp.num_random_ics
+        if fresh_count == 0:
+            return real
+        fresh = self.problem.sample_initial(fresh_count, generator(self.cfg.run_params.seed, 3, epoch))
+        return torch.cat([real, fresh.to(self.device, self.dtype)])
+
+    def _prepare_hybrid_training_data(self, epoch: int, synthetic_step: bool, physical_step: bool) -> HybridBatch:
+        """Interaction targets for this epoch: P's rollouts for S, S's rollouts for P (no grad)."""
+        interaction = self._interaction_initial_states(epoch)
+        steps = self.tp.num_predict_steps * self.stride
+        coupled = self.alpha < 1
+        with torch.no_grad():
+            physical = self._generate_physical_rollout(interaction, steps) if coupled and synthetic_step else None
+            synthetic = self._generate_synthetic_rollout(interaction, steps) if coupled and physical_step else None
+        return HybridBatch(self.data_initial, self.data_targets, interaction, physical, synthetic)
+
+    # ----- the two steps ---------------------------------------------------------------------------
+
+    def _train_synthetic_epoch(self, batch: HybridBatch, alpha: float, epoch: int) -> float:
+        """One pass of Adam over the observed windows; returns the mean training loss."""
+        self.model.train()
+        size = self.tp.synthetic.batch_size
+        gen = generator(self.cfg.run_params.seed, 4, epoch)
+        order = torch.randperm(len(batch.data_initial), generator=gen).to(self.device)
+        inter_order = torch.randperm(len(batch.interaction_initial), generator=gen).to(self.device)
+        steps = self.tp.num_predict_steps * self.stride
+        losses = []
+        for number, start in enumerate(range(0, len(order), size)):
+            idx = order[start : start + size]
+            pred = select_observed(self._generate_synthetic_rollout(batch.data_initial[idx], steps), self.stride)
+            loss = masked_nmse(pred, batch.data_targets[idx], self.mask)
+            if alpha < 1 and batch.physical_predictions is not None:
+                m = len(inter_order)
+                pick = inter_order[torch.arange(number * size, number * size + min(size, m)) % m]
+                inter = self._generate_synthetic_rollout(batch.interaction_initial[pick], steps)
+                loss = alpha * loss + (1 - alpha) * masked_nmse(inter, batch.physical_predictions[pick])
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the synthetic loss became {float(loss)} at epoch {epoch + 1}; lower "
+                    f"trainer_params.synthetic.learning_rate (now {self.tp.synthetic.learning_rate})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+        return sum(losses) / len(losses)
+
+    def _optimize_physical_epoch(self, batch: HybridBatch, alpha: float) -> PhysicalStep:
+        """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S)."""
+        data_loss = self.physical.data_loss(batch.data_initial, batch.data_targets, self.mask, self.stride)
+        if alpha == 1 or batch.synthetic_predictions is None:
+            return self.physical.optimize(data_loss)
+        steps = batch.synthetic_predictions.shape[1]
+
+        def hybrid_loss(theta: torch.Tensor) -> torch.Tensor:
+            inter = self._generate_physical_rollout(batch.interaction_initial, steps, theta)
+            return alpha * data_loss(theta) + (1 - alpha) * masked_nmse(inter, batch.synthetic_predictions)
+
+        return self.physical.optimize(hybrid_loss)
+
+    # ----- validation ------------------------------------------------------------------------------
+
+    def evaluate(self, trajectories: torch.Tensor) -> dict[str, float]:
+        """Relative L2 error of full-length rollouts of S and P from frame 0 (full, clean fields)."""
+        trajectories = trajectories.to(self.device, self.dtype)
+        initial, truth = trajectories[:, 0], trajectories[:, 1:]
+        self.model.eval()
+        with torch.no_grad():
+            synthetic = self._generate_synthetic_rollout(initial, truth.shape[1])
+            physical = self._generate_physical_rollout(initial, truth.shape[1])
+        return {
+            "loss_synthetic": float(relative_l2(synthetic, truth)),
+            "loss_physical": float(relative_l2(physical, truth)),
+        }
+
+    # ----- the epoch --------------------------------------------------------------------------------
+
+    def is_physical_epoch(self, epoch: int) -> bool:
+        """Physical steps at epochs warmup, warmup + f, warmup + 2f, ... (0-based)."""
+        if not self.trains_physical or epoch < self.tp.warmup_epochs:
+            return False
+        return (epoch - self.tp.warmup_epochs) % self.tp.interleave_frequency == 0
+
+    def run_epoch(self, epoch: int) -> dict:
+        """One HYCO epoch (0-based ``epoch``); returns its metrics."""
+        tic = time.perf_counter()
+        self.problem.conversion_seconds = 0.0
+        warmup = epoch < self.tp.warmup_epochs
+        alpha = 1.0 if warmup else self.alpha
+        physical_step = self.is_physical_epoch(epoch)
+        batch = self._prepare_hybrid_training_data(epoch, self.trains_synthetic, physical_step)
+
+        t_syn = time.perf_counter()
+        train_loss = self._train_synthetic_epoch(batch, alpha, epoch) if self.trains_synthetic else pymath.nan
+        t_syn = time.perf_counter() - t_syn
+
+        step: PhysicalStep | None = None
+        if physical_step:
+            step = self._optimize_physical_epoch(batch, alpha)
+
+        val = self.evaluate(self.val)
+        if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():
+            raise TrainingError(f"the physical model produced NaN at epoch {epoch + 1} (theta={self.physical.theta.tolist()})")
+        return {
+            "epoch": epoch + 1,
+            "phase": "warmup" if warmup else "hybrid",
+            "physical_step": physical_step,
+            "train_loss": train_loss,
+            "physical_loss": step.loss_best if step else pymath.nan,
+            "val_loss": val["loss_synthetic"] if self.trains_synthetic else val["loss_physical"],
+            "val_loss_synthetic": val["loss_synthetic"],
+            "val_loss_physical": val["loss_physical"],
+            "param_error": self.physical.param_error(),
+            "theta": self.physical.theta.tolist(),
+            "lbfgs_iterations": step.iterations if step else 0,
+            "lbfgs_diverged": bool(step.diverged) if step else False,
+            "time_synthetic": t_syn,
+            "time_physical": step.seconds if step else 0.0,
+            "time_conversion": self.problem.conversion_seconds,
+            "time_epoch": time.perf_counter() - tic,
+        }
+
+    def fit(self) -> Iterator[dict]:
+        """Train from the next unfinished epoch to ``epochs``, yielding each epoch's metrics."""
+        while self.epoch < self.tp.epochs:
+            metrics = self.run_epoch(self.epoch)
+            self.epoch += 1
+            self.history.append(metrics)
+            yield metrics
+
+    def train(self) -> dict:
+        """Run to the end; returns the last epoch's metrics."""
+        for _ in self.fit():
+            pass
+        return self.history[-1] if self.history else {}
+
+    # ----- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "physical": self.physical.state_dict(),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.physical.load_state_dict(state["physical"])
+        self.history = list(state["history"])
+
+
+class SyntheticTrainer(HybridTrainer):
+    """The network alone, on observed data (theta stays at its guess)."""
+
+    name = "synthetic"
+    trains_physical = False
+
+
+class PhysicsOnlyTrainer(HybridTrainer):
+    """The physical model alone: a physical step every epoch, on observed data."""
+
+    name = "physical"
+    trains_synthetic = False
+
+    def is_physical_epoch(self, epoch: int) -> bool:
+        return True

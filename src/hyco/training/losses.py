@@ -1,0 +1,50 @@
+"""Pure helpers shared by the trainers: training windows and the losses of DESIGN.md."""
+
+from __future__ import annotations
+
+import torch
+
+
+def make_windows(frames: torch.Tensor, num_predict_steps: int, sliding: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Observed trajectories ``[N, T', C, *S]`` -> (initial ``[W, C, *S]``, targets ``[W, n, C, *S]``).
+
+    ``sliding`` starts a window at every observed frame that leaves ``n`` targets; otherwise
+    trajectories are cut into consecutive, non-overlapping windows.
+    """
+    n = num_predict_steps
+    last_start = frames.shape[1] - 1 - n
+    if last_start < 0:
+        raise ValueError(f"trajectories of {frames.shape[1]} frames are too short for {n}-step windows")
+    starts = range(0, last_start + 1) if sliding else range(0, last_start + 1, n)
+    initial = torch.cat([frames[:, s] for s in starts])
+    targets = torch.cat([frames[:, s + 1 : s + 1 + n] for s in starts])
+    return initial, targets
+
+
+def masked_nmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """sum(mask (pred - target)^2) / sum(mask target^2): scale-free, so L-BFGS steps are O(1).
+
+    ``mask`` broadcasts against the trailing spatial axes (``[*S]``); None means all points.
+    """
+    err = (pred - target) ** 2
+    ref = target**2
+    if mask is not None:
+        err = err * mask
+        ref = ref * mask
+    return err.sum() / ref.sum().clamp_min(1e-12)
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of ||pred - target|| / ||target|| (samples along the first axis).
+
+    Non-finite predictions (a blown-up rollout) count as a large finite error, not a NaN.
+    """
+    pred = torch.nan_to_num(pred, nan=1e6, posinf=1e6, neginf=-1e6)
+    diff = (pred - target).flatten(1).norm(dim=1)
+    ref = target.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return (diff / ref).mean()
+
+
+def select_observed(rollout: torch.Tensor, stride: int) -> torch.Tensor:
+    """Frames of a ``[B, n*stride, ...]`` rollout that coincide with observed frames."""
+    return rollout[:, stride - 1 :: stride]
