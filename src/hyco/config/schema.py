@@ -7,7 +7,7 @@ Range checks live in :mod:`hyco.config.validate`. Units: times in the problem's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass
@@ -61,7 +61,7 @@ class ObservationConfig:
     fraction: float = 1.0  # kept fraction of points for mask=random
     noise: float = 0.0
     stride: int = 1  # temporal stride of observed frames
-    num_sims: Optional[int] = None  # use only the first n training sims
+    num_sims: int | None = None  # use only the first n training sims
 
 
 @dataclass

@@ -120,6 +120,7 @@ class Problem(ABC):
 
     def setup(self) -> None:
         """Hook for problem-specific precomputation after validation."""
+        return None
 
     # ----- the problem-specific part -------------------------------------------------------
 

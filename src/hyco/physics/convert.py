@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import torch
 from phi import math
-from phi.geom import Box
 from phi.field import CenteredGrid, Field, StaggeredGrid
+from phi.geom import Box
 from phiml.math import batch, channel, dual, spatial
 
 BATCH = "b"

@@ -147,7 +147,7 @@ class HybridTrainer:
                 loss = alpha * loss + (1 - alpha) * masked_nmse(inter, batch.physical_predictions[pick])
             if not torch.isfinite(loss):
                 raise TrainingError(
-                    f"the synthetic loss became {float(loss)} at epoch {epoch + 1}; lower "
+                    f"the synthetic loss became {float(loss.detach())} at epoch {epoch + 1}; lower "
                     f"trainer_params.synthetic.learning_rate (now {self.tp.synthetic.learning_rate})"
                 )
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,200 @@
+"""Run a sweep: Ray (embedded or a cluster), Optuna TPE + ASHA, resume, and the debug run.
+
+Embedded Ray is the default (``ray.init(num_cpus=...)`` on this machine). ``address`` (or the
+``RAY_ADDRESS`` environment variable) joins a running cluster instead: ``auto`` finds a local
+one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
+and ``RAY_AUTH_TOKEN`` in the environment, see the README). A multi-node cluster needs a
+``storage_path`` all nodes can reach (``s3://...`` or an NFS mount).
+
+The experiment directory ``<storage_path>/<name>`` holds Tune's state, one directory per
+trial, ``hyco_sweep.yaml`` (the validated spec; ``--resume``, export and report read it),
+``optuna.db`` (the study) and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from hyco.errors import HycoError
+from hyco_ray.space import SweepSpec, sample_params, spec_from_dict
+
+log = logging.getLogger(__name__)
+
+SPEC_FILE = "hyco_sweep.yaml"
+
+
+class SweepError(HycoError):
+    """A sweep cannot start or resume (the message says what to do)."""
+
+
+@dataclass
+class SweepOutcome:
+    experiment_dir: str
+    summary: str
+    finished: bool  # False: interrupted (resume with --resume)
+    wall_s: float
+
+
+def experiment_dir(spec: SweepSpec) -> str:
+    """``<storage_path>/<name>``; a local storage path is made absolute (Ray needs that)."""
+    if "://" in spec.storage_path:
+        return spec.storage_path.rstrip("/") + "/" + spec.name
+    return str(Path(spec.storage_path).expanduser().resolve() / spec.name)
+
+
+def _write_text(uri_or_path: str, text: str) -> None:
+    if "://" in uri_or_path:
+        import pyarrow.fs
+
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri_or_path)
+        with fs.open_output_stream(path) as out:
+            out.write(text.encode())
+    else:
+        Path(uri_or_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri_or_path).write_text(text)
+
+
+def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
+    path = Path(exp_dir) / SPEC_FILE
+    if not path.is_file():
+        raise SweepError(f"{exp_dir} has no {SPEC_FILE}: is it a sweep directory written by hyco tune?")
+    return spec_from_dict(yaml.safe_load(path.read_text()))
+
+
+def prepare_data(spec: SweepSpec) -> str:
+    """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit.
+
+    The cache file is keyed by everything that generated it, so a cluster node without the file
+    rebuilds the identical one.
+    """
+    from hyco.config import load_config
+    from hyco.data import load_or_simulate
+    from hyco.physics import make_problem
+
+    cfg = load_config(spec.base, spec.trial_overrides({}))
+    _, path, hit = load_or_simulate(make_problem(cfg.model.physical), cfg.data)
+    log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
+    return str(path)
+
+
+def connect_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Join ``address`` (or RAY_ADDRESS), else start Ray in this process. True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
+    return True
+
+
+def _reporter(spec: SweepSpec):
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        metric_columns={"epoch": "epoch", spec.metric: spec.metric, "param_error": "param_error"},
+        parameter_columns={k: k.split(".")[-1] for k in spec.space},
+        sort_by_metric=True,
+        metric=spec.metric,
+        mode=spec.mode,
+        max_report_frequency=15,
+    )
+
+
+def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
+    """A fresh Tuner, or the interrupted one restored from ``exp_dir``."""
+    from ray import tune
+
+    from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
+    from hyco_ray.trainable import make_trainable
+
+    trainable = make_trainable(spec)
+    if resume:
+        if not tune.Tuner.can_restore(exp_dir):
+            raise SweepError(f"nothing to resume in {exp_dir} (no experiment state); start it without --resume")
+        return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
+    storage_path, name = exp_dir.rsplit("/", 1)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=build_searcher(spec, study_storage_url(spec, exp_dir)),
+            scheduler=build_scheduler(spec),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=spec.max_concurrent,
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            progress_reporter=_reporter(spec),
+            verbose=1,
+        ),
+    )
+
+
+def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep of a validated spec; returns the summary it printed."""
+    from hyco_ray.analysis import load_sweep, summary_text
+
+    exp_dir = experiment_dir(spec)
+    local = "://" not in exp_dir
+    if resume:
+        if local:
+            spec = load_saved_spec(exp_dir)  # exactly what the interrupted sweep ran
+    elif local and (Path(exp_dir) / SPEC_FILE).exists():
+        raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
+                         "or choose another name / --storage-path")
+    # experiment-state snapshots every few seconds: a hard kill loses little
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
+    prepare_data(spec)
+    if not resume:
+        _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
+
+    import ray
+
+    started = connect_ray(address, num_cpus)
+    tic = time.time()
+    try:
+        tuner = build_tuner(spec, exp_dir, resume)
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    wall = time.time() - tic
+    if not local:
+        msg = f"sweep finished in {wall:.0f} s; results in {exp_dir} (copy it locally for hyco report/export)"
+        print(msg)
+        return SweepOutcome(exp_dir, msg, True, wall)
+    sweep = load_sweep(exp_dir)
+    summary = summary_text(sweep, wall_s=wall)
+    _write_text(f"{exp_dir}/summary.md", summary)
+    print(summary)
+    return SweepOutcome(exp_dir, summary, not sweep.unfinished(), wall)
+
+
+def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:
+    """One configuration sampled from the space, trained in this process without Ray."""
+    from hyco.config import load_config
+    from hyco.run import train_run
+
+    params = sample_params(spec, seed)
+    overrides = spec.trial_overrides(params)
+    cfg = load_config(spec.base, overrides)
+    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug"
+    print("debug run (no Ray) of one sampled configuration:")
+    for key, value in params.items():
+        print(f"  {key}={value}")
+    print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")
+    return train_run(cfg, run_dir)

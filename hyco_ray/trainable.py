@@ -1,0 +1,120 @@
+"""The Tune trainable: one HybridTrainer run, reported epoch by epoch with a checkpoint.
+
+A trial composes its config exactly as ``hyco train`` would (base config, fixed overrides, the
+sampled values, ``run_params.num_threads`` = its CPU share), trains on the GPU Ray assigned to
+it if torch can see one (CPU otherwise) and reports every epoch's metrics together with a
+checkpoint of ``trainer.state_dict()``. A retried or resumed trial loads its last checkpoint
+and continues with the next epoch.
+
+Test hook (failure injection): with ``HYCO_FAIL_ONCE_AT_EPOCH=k`` in the environment of
+``hyco tune``, every trial raises once, after computing epoch k and before reporting it; a
+marker file in the trial directory makes the retry go through. Never set it in real sweeps.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from hyco.config import config_to_yaml, load_config
+from hyco.runtime import environment
+from hyco.training import create_trainer
+from hyco_ray.space import SweepSpec, spec_from_dict
+
+STATE_FILE = "trainer_state.pt"
+FAIL_ENV = "HYCO_FAIL_ONCE_AT_EPOCH"
+FAIL_MARKER = ".hyco_injected_failure"
+
+
+class InjectedFailure(RuntimeError):
+    """Raised once per trial by the ``HYCO_FAIL_ONCE_AT_EPOCH`` test hook."""
+
+
+def cpu_share(spec: SweepSpec) -> int:
+    """torch threads for this trial: the CPUs Ray reserved for it (at least 1)."""
+    try:
+        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", spec.resources.cpu)
+    except Exception:  # noqa: BLE001 - outside a Tune session (tests, debug runs)
+        cpus = spec.resources.cpu
+    return max(1, int(cpus))
+
+
+def pick_device() -> tuple[str, dict[str, Any]]:
+    """``cuda`` when Ray assigned this trial a GPU and torch can see it, else ``cpu``."""
+    try:
+        gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    except Exception:  # noqa: BLE001 - Ray not initialised (debug runs)
+        gpu_ids = []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+    info = {"device": device, "gpu_ids": ",".join(gpu_ids), "cuda_visible_devices": visible if visible is not None else "",
+            "hostname": socket.gethostname()}
+    return device, info
+
+
+def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | None = None) -> None:
+    """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
+    spec = spec_from_dict(sweep)
+    threads = cpu_share(spec)
+    cfg = load_config(spec.base, spec.trial_overrides(config, threads))
+    device, info = pick_device()
+    _write_trial_config(config_to_yaml(cfg))
+    trainer = create_trainer(cfg, device=device)
+
+    restored_from = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as ckpt_dir:
+            trainer.load_state_dict(torch.load(Path(ckpt_dir) / STATE_FILE, map_location=device, weights_only=False))
+        restored_from = trainer.epoch
+    env = environment(cfg.run_params)
+    extra = {**info, "num_threads": threads, "restored_from_epoch": restored_from,
+             "env": {k: str(v) for k, v in env.items()}}
+
+    for metrics in trainer.fit():
+        if fail_once_at_epoch is not None and metrics["epoch"] == fail_once_at_epoch:
+            _fail_once(fail_once_at_epoch)
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
+            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _trial_dir() -> Path:
+    try:
+        return Path(tune.get_context().get_trial_dir())
+    except Exception:  # noqa: BLE001 - outside a Tune session
+        return Path.cwd()
+
+
+def _write_trial_config(text: str) -> None:
+    """The trial's resolved config, for ``hyco train --config-file`` by hand."""
+    try:
+        (_trial_dir() / "hyco_config.yaml").write_text(text)
+    except OSError:
+        pass
+
+
+def _fail_once(epoch: int) -> None:
+    marker = _trial_dir() / FAIL_MARKER
+    if not marker.exists():
+        marker.write_text(str(epoch))
+        raise InjectedFailure(f"injected failure at epoch {epoch} ({FAIL_ENV}); the retry continues from the checkpoint")
+
+
+def fail_once_setting() -> int | None:
+    """The failure-injection hook's epoch, read in the driver and handed to every trial."""
+    value = os.environ.get(FAIL_ENV)
+    return int(value) if value else None
+
+
+def make_trainable(spec: SweepSpec):
+    """The trainable with the spec bound and the trial's resources attached."""
+    bound = tune.with_parameters(run_trial, sweep=spec.to_dict(), fail_once_at_epoch=fail_once_setting())
+    return tune.with_resources(bound, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
