@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -20,6 +21,10 @@ from hyco.config.validate import validate
 from hyco.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+# Experiment configs start their defaults list with `hyco_schema`: every key of RunConfig is
+# then present and typed, so any of them can be overridden and unknown keys are rejected.
+ConfigStore.instance().store(name="hyco_schema", node=RunConfig)
 
 
 def available_configs() -> list[str]:
@@ -39,12 +44,15 @@ def _compose(config_dir: Path, name: str, overrides: Sequence[str]) -> DictConfi
             "(or pass a file: --config-file path.yaml)"
         ) from None
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"bad override in {list(overrides)}: {exc}") from None
+        cause = f" ({str(exc.__cause__).splitlines()[0]})" if exc.__cause__ else ""
+        raise ConfigError(f"bad override in {list(overrides)}: {exc}{cause}") from None
 
 
 def _to_schema(raw: DictConfig, origin: str) -> RunConfig:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), raw)
+        # re-check a plain copy: keys added with `+key=` would otherwise be dropped silently
+        plain = OmegaConf.create(OmegaConf.to_container(raw, resolve=True))
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), plain)
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
