@@ -1,0 +1,65 @@
+"""The library commands of `hyco`, run in-process through the console-script entry point."""
+
+from __future__ import annotations
+
+import json
+
+from hyco_ray.cli import main
+
+SMALL = [
+    "data.num_simulations=6",
+    "data.num_steps=10",
+    "trainer_params.train_sim=[0,1]",
+    "trainer_params.val_sim=[2,3]",
+    "trainer_params.test_sim=[4,5]",
+    "trainer_params.num_predict_steps=3",
+    "trainer_params.epochs=3",
+    "trainer_params.warmup_epochs=1",
+    "model.synthetic.base_channels=8",
+]
+
+
+def test_train_then_evaluate(tmp_path, cache_dir, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "burgers_hybrid_quick_test", f"data.cache_dir={cache_dir}", *SMALL, "--run-dir", str(run_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "conversion" in out and str(run_dir) in out
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    assert main(["evaluate", str(run_dir)]) == 0
+    scores = json.loads((run_dir / "test_metrics.json").read_text())
+    assert scores["epoch"] == 3 and scores["test_loss_physical"] < scores["test_loss_synthetic"] + 1
+
+    # the resolved config reruns as a file and gives the same numbers
+    rerun = tmp_path / "rerun"
+    assert main(["train", "--config-file", str(run_dir / "config.yaml"), "--run-dir", str(rerun)]) == 0
+    assert (rerun / "metrics.jsonl").read_text().splitlines()[-1].split('"time_')[0] == lines[-1].split('"time_')[0]
+
+
+def test_data_command_reuses_cache(tmp_path, capsys):
+    args = [
+        "data",
+        "burgers_hybrid_quick_test",
+        f"data.cache_dir={tmp_path}",
+        "data.num_simulations=3",
+        "data.num_steps=4",
+        "trainer_params.train_sim=[0]",
+        "trainer_params.val_sim=[1]",
+        "trainer_params.test_sim=[2]",
+        "trainer_params.num_predict_steps=2",
+    ]
+    assert main(args) == 0
+    assert "simulated" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "cache hit" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_clear_error(capsys):
+    assert main(["train", "no_such_config"]) == 2
+    err = capsys.readouterr().err
+    assert "no config named 'no_such_config'" in err and "burgers_hybrid_quick_test" in err
+    assert main(["train", "burgers_hybrid_quick_test", "trainer_params.alpha=2"]) == 2
+    assert "trainer_params.alpha is 2.0, but must be in [0, 1]" in capsys.readouterr().err
+    assert main(["train", "burgers_hybrid_quick_test", "trainer_params.warmup_epochs=50"]) == 2
+    assert "trainer_params.warmup_epochs" in capsys.readouterr().err
