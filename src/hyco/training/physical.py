@@ -85,6 +85,10 @@ class PhysicalTrainer:
             native = z.native(["param"])
             try:
                 loss = loss_fn(self.from_scaled(native))
+                if not loss.requires_grad:
+                    raise TrainingError(
+                        "the physical loss does not depend on theta (detached, or computed under torch.no_grad?)"
+                    )
                 if loss.dim() != 0:
                     raise TrainingError(f"the physical loss must be a scalar, got shape {tuple(loss.shape)}")
             except Exception as exc:  # stored and re-raised after minimize returns
