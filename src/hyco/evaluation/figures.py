@@ -50,23 +50,29 @@ def plot_predictions(
 ) -> Path:
     """One trajectory ``[T, C, *S]`` of truth, S and P: space-time plots (1D) or final frames (2D)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = {"truth": truth, "synthetic S": synthetic, "physical P": physical}
     channel = 0
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), squeeze=False)
-    data = {k: v[:, channel].detach().cpu().float() for k, v in rows.items()}
-    lo = float(data["truth"].min())
-    hi = float(data["truth"].max())
-    for ax, (name, values) in zip(axes[0], data.items()):
+    data = {
+        "truth": truth[:, channel],
+        "synthetic S": synthetic[:, channel],
+        "physical P": physical[:, channel],
+    }
+    data = {k: v.detach().cpu().float() for k, v in data.items()}
+    errors = {f"|{k[-1]} - truth|": (v - data["truth"]).abs() for k, v in list(data.items())[1:]}
+    fig, axes = plt.subplots(1, 5, figsize=(19, 3.6), squeeze=False)
+    lo, hi = float(data["truth"].min()), float(data["truth"].max())
+    err_hi = max(float(e.max()) for e in errors.values()) or 1.0
+    panels = [(k, v, lo, hi, "RdBu_r") for k, v in data.items()] + [(k, v, 0.0, err_hi, "magma") for k, v in errors.items()]
+    for ax, (name, values, vmin, vmax, cmap) in zip(axes[0], panels):
         if values.dim() == 2:  # [T, X]: space-time
-            image = ax.imshow(values, aspect="auto", origin="lower", vmin=lo, vmax=hi, cmap="RdBu_r")
-            ax.set_xlabel("x")
+            image = ax.imshow(values, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, cmap=cmap)
             ax.set_ylabel("frame")
-        else:  # [T, Y, X]: last frame
-            image = ax.imshow(values[-1], origin="lower", vmin=lo, vmax=hi, cmap="viridis")
-            ax.set_xlabel("x")
+        else:  # [T, Y, X]: the last frame
+            image = ax.imshow(values[-1], origin="lower", vmin=vmin, vmax=vmax, cmap=cmap)
             ax.set_ylabel("y")
+        ax.set_xlabel("x")
         ax.set_title(f"{name} ({channels[channel]})")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
