@@ -6,6 +6,8 @@ values, so a transposed axis or a reordered sample changes values and is caught.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from phi.geom import Box
@@ -143,3 +145,23 @@ def test_problem_state_round_trip(tmp_path, name, overrides):
     assert torch.equal(back, x)
     # the samples stay distinct and in order
     assert all(not torch.equal(x[i], x[i + 1]) for i in range(len(x) - 1))
+
+
+@pytest.mark.parametrize("config", ["burgers_hybrid_quick_test", "heat_hybrid_quick_test", "smoke_hybrid_quick_test"])
+def test_traced_rollout_matches_eager(config):
+    """model.physical.jit changes speed, not numbers: same frames, and same gradients where jit is the default."""
+
+    cfg = load_config(config)
+    results = {}
+    for jit in (False, True):
+        physical = copy.deepcopy(cfg.model.physical)
+        physical.jit = jit
+        problem = make_problem(physical)
+        x0 = problem.sample_initial(3, torch.Generator().manual_seed(0))
+        theta = problem.guess.float().clone().requires_grad_(True)
+        frames = problem.rollout(x0, theta, 3)
+        (frames**2).sum().backward()
+        results[jit] = (frames.detach(), theta.grad)
+    assert torch.equal(results[False][0], results[True][0])
+    if cfg.model.physical.jit:
+        torch.testing.assert_close(results[False][1], results[True][1])

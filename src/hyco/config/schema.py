@@ -36,6 +36,7 @@ class PhysicalModelConfig:
     resolution: list[int] = field(default_factory=lambda: [128])
     dt: float = 0.01
     substeps: int = 1
+    jit: bool = True  # trace each frame with math.jit_compile (same numbers, ~10x faster on CPU)
     params: dict[str, ParameterSpec] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
