@@ -42,8 +42,8 @@ class PruningOptunaSearch(OptunaSearch):
     def _report(self, trial_id: str, result: dict) -> None:
         ot_trial = self._ot_trials.get(trial_id)
         value = result.get(self.metric)
-        if ot_trial is None or value is None or not math.isfinite(float(value)):
-            return
+        if ot_trial is None or value is None or math.isnan(float(value)):
+            return  # +-inf (a diverged trial) is reported: TPE must learn that region is bad
         step = self._step(result)
         if step in ot_trial._cached_frozen_trial.intermediate_values:
             return  # a restored trial repeats no epoch, but a duplicate result must not warn

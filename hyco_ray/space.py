@@ -327,8 +327,12 @@ def _check_settings(spec: SweepSpec, where: str) -> None:
     for key in spec.space:
         if key in RESERVED:
             _fail(where, f"space.{key}", "is set by the sweep from resources.cpu; do not search it")
+        if key == "trainer_params.epochs":
+            _fail(where, f"space.{key}", "the number of epochs is the scheduler's max_t; set it in overrides")
     for item in spec.overrides:
         key = item.split("=", 1)[0].lstrip("+~")
+        if item.startswith("~") or item.split("=", 1)[1] == "":
+            _fail(where, f"overrides ({item})", "deleting keys is not supported; set a value")
         if key in RESERVED:
             _fail(where, f"overrides ({item})", "run_params.num_threads is set from resources.cpu")
         if key in spec.space:
@@ -355,8 +359,9 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
                 cfg = load_config(spec.base, spec.trial_overrides({key: value}))
             except ConfigError as exc:
                 _fail(where, f"space.{key}", f"value {value!r} rejected by config {spec.base!r}: {exc}")
-            if key.startswith("trainer_params.epochs") or cfg.trainer_params.epochs != base.trainer_params.epochs:
-                _fail(where, f"space.{key}", "the number of epochs is the scheduler's max_t; do not search it")
+            if cfg.trainer_params.epochs != base.trainer_params.epochs:
+                _fail(where, f"space.{key}", f"value {value!r} changes trainer_params.epochs, the scheduler's max_t; "
+                      "every trial must run the same epochs")
     epochs = base.trainer_params.epochs
     if spec.scheduler.max_t is None:
         spec.scheduler.max_t = epochs
@@ -366,7 +371,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     if spec.scheduler.grace_period > epochs:
         _fail(where, "scheduler.grace_period", f"is {spec.scheduler.grace_period}, more than max_t = {epochs}")
     cache = Path(base.data.cache_dir).expanduser().resolve()
-    spec.overrides = [o for o in spec.overrides if not o.startswith("data.cache_dir=")]
+    spec.overrides = [o for o in spec.overrides if o.split("=", 1)[0].lstrip("+") != "data.cache_dir"]
     spec.overrides.append(f"data.cache_dir={format_value(str(cache))}")
     return spec
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,11 +93,34 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
+    if not address:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
+        return True
+    try:
+        ray.init(address=address, log_to_driver=True)
+    except ray.exceptions.AuthenticationError as exc:
+        raise SweepError(
+            f"the Ray cluster at {address} refused the connection ({exc.message}). Ray >= 2.59 clusters use token "
+            "auth: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<token> (or RAY_AUTH_TOKEN_PATH, default "
+            "~/.ray/auth_token); `ray get-auth-token` on the head node prints it"
+        ) from None
+    except ConnectionError as exc:
+        raise SweepError(f"no Ray cluster at {address}: {exc}") from None
     return True
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM stops the sweep like Ctrl-C (Tune snapshots its state, Ray shuts down) instead of
+    killing the driver with Ray processes left behind and the last seconds lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _reporter(spec: SweepSpec):
@@ -115,7 +141,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
     from ray import tune
 
     from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
-    from hyco_ray.trainable import make_trainable
+    from hyco_ray.trainable import make_trainable, trial_name
 
     trainable = make_trainable(spec)
     if resume:
@@ -131,6 +157,8 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
             num_samples=spec.num_samples,
             max_concurrent_trials=spec.max_concurrent,
             reuse_actors=False,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -157,6 +185,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
                          "or choose another name / --storage-path")
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
     prepare_data(spec)
     if not resume:
@@ -167,8 +196,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     started = connect_ray(address, num_cpus)
     tic = time.time()
     try:
-        tuner = build_tuner(spec, exp_dir, resume)
-        tuner.fit()
+        with _sigterm_as_ctrl_c():
+            build_tuner(spec, exp_dir, resume).fit()
     finally:
         if started:
             ray.shutdown()

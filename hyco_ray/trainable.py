@@ -13,6 +13,9 @@ marker file in the trial directory makes the retry go through. Never set it in r
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
 import socket
 import tempfile
@@ -24,11 +27,13 @@ import torch
 from ray import tune
 
 from hyco.config import config_to_yaml, load_config
+from hyco.errors import TrainingError
 from hyco.runtime import environment
 from hyco.training import create_trainer
 from hyco_ray.space import SweepSpec, spec_from_dict
 
 STATE_FILE = "trainer_state.pt"
+HISTORY_FILE = "history.json"
 FAIL_ENV = "HYCO_FAIL_ONCE_AT_EPOCH"
 FAIL_MARKER = ".hyco_injected_failure"
 
@@ -52,38 +57,55 @@ def pick_device() -> tuple[str, dict[str, Any]]:
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     except Exception:  # noqa: BLE001 - Ray not initialised (debug runs)
         gpu_ids = []
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001
+        node_id = ""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
     info = {"device": device, "gpu_ids": ",".join(gpu_ids), "cuda_visible_devices": visible if visible is not None else "",
-            "hostname": socket.gethostname()}
+            "hostname": socket.gethostname(), "node_id": node_id}
     return device, info
 
 
 def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | None = None) -> None:
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     spec = spec_from_dict(sweep)
     threads = cpu_share(spec)
     cfg = load_config(spec.base, spec.trial_overrides(config, threads))
     device, info = pick_device()
+    cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
     _write_trial_config(config_to_yaml(cfg))
     trainer = create_trainer(cfg, device=device)
 
-    restored_from = 0
+    restored_from, reported = 0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             trainer.load_state_dict(torch.load(Path(ckpt_dir) / STATE_FILE, map_location=device, weights_only=False))
+            if (Path(ckpt_dir) / HISTORY_FILE).exists():
+                reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
         restored_from = trainer.epoch
     env = environment(cfg.run_params)
     extra = {**info, "num_threads": threads, "restored_from_epoch": restored_from,
              "env": {k: str(v) for k, v in env.items()}}
 
-    for metrics in trainer.fit():
-        if fail_once_at_epoch is not None and metrics["epoch"] == fail_once_at_epoch:
-            _fail_once(fail_once_at_epoch)
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
-            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
+    try:
+        for metrics in trainer.fit():
+            if fail_once_at_epoch is not None and metrics["epoch"] == fail_once_at_epoch:
+                _fail_once(fail_once_at_epoch)
+            row = {**metrics, **extra}
+            reported.append(row)
+            with tempfile.TemporaryDirectory() as tmp:
+                torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
+                # every epoch so far: Tune's result.json can lose rows when a retried trial restarts
+                (Path(tmp) / HISTORY_FILE).write_text(json.dumps(reported))
+                tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
+    except TrainingError as exc:
+        # NaN: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
+        worst = math.inf if spec.mode == "min" else -math.inf
+        tune.report({"epoch": trainer.epoch + 1, spec.metric: worst, "training_error": str(exc), **extra})
 
 
 def _trial_dir() -> Path:
@@ -112,6 +134,11 @@ def fail_once_setting() -> int | None:
     """The failure-injection hook's epoch, read in the driver and handed to every trial."""
     value = os.environ.get(FAIL_ENV)
     return int(value) if value else None
+
+
+def trial_name(trial: Any) -> str:
+    """Short trial (and directory) names: ``trial_<id>``."""
+    return f"trial_{trial.trial_id}"
 
 
 def make_trainable(spec: SweepSpec):

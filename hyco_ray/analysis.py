@@ -1,0 +1,321 @@
+"""Read a finished (or interrupted) sweep directory: summary, best-config export, report.
+
+A trial's outcome: ``complete`` (ran all ``max_t`` epochs), ``stopped`` (ASHA ended it early;
+its rung is the number of epochs it finished), ``error`` (failed after its retries) or
+``diverged`` (training hit NaN; reported as the worst value, not retried) or ``unfinished``
+(the sweep was interrupted; ``hyco tune --resume`` continues it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hyco.errors import HycoError
+from hyco_ray.space import SweepSpec
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    status: str  # Tune's: TERMINATED, ERROR, PENDING, RUNNING, PAUSED
+    params: dict[str, Any]
+    history: list[dict]  # one result per epoch, ordered by epoch
+    path: str
+    num_failures: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+    def value(self, metric: str) -> float:
+        v = self.final.get(metric)
+        return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
+
+    def outcome(self, max_t: int) -> str:
+        if self.status == "ERROR":
+            return "error"
+        if self.status != "TERMINATED":
+            return "unfinished"
+        if "training_error" in self.final:
+            return "diverged"
+        return "complete" if self.epochs >= max_t else "stopped"
+
+
+@dataclass
+class Sweep:
+    path: Path
+    spec: SweepSpec
+    trials: list[TrialRecord] = field(default_factory=list)
+
+    def by_outcome(self, outcome: str) -> list[TrialRecord]:
+        return [t for t in self.trials if t.outcome(self.spec.max_t) == outcome]
+
+    def unfinished(self) -> list[TrialRecord]:
+        return self.by_outcome("unfinished")
+
+    def best(self, trial_id: str | None = None) -> TrialRecord:
+        """The named trial, else the best complete one (all epochs run) by the sweep's metric."""
+        if trial_id:
+            for t in self.trials:
+                if t.trial_id == trial_id or Path(t.path).name == trial_id:
+                    return t
+            raise HycoError(f"no trial {trial_id!r} in {self.path}")
+        metric, sign = self.spec.metric, (1 if self.spec.mode == "min" else -1)
+        done = [t for t in self.by_outcome("complete") if math.isfinite(t.value(metric))]
+        if not done:
+            raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with a finite {metric}")
+        return min(done, key=lambda t: sign * t.value(metric))
+
+
+def _read_history(trial_dir: Path) -> list[dict]:
+    """Epoch rows of Tune's ``result.json``, completed from the latest checkpoint's history.
+
+    Ray copies the storage's (possibly stale) ``result.json`` over its own when a failed trial
+    restarts, so rows reported shortly before a crash can be missing there; every checkpoint
+    holds the whole history (written by the trainable), so nothing is lost.
+    """
+    rows: dict[int, dict] = {}
+    checkpoints = sorted(trial_dir.glob("checkpoint_*/history.json"))
+    if checkpoints:
+        for row in json.loads(checkpoints[-1].read_text()):
+            rows[int(row["epoch"])] = row
+    path = trial_dir / "result.json"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[int(row.get("epoch", row.get("training_iteration", len(rows) + 1)))] = row
+    return [rows[k] for k in sorted(rows)]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Trials of a local sweep directory, from Tune's experiment state and each trial's results."""
+    from ray.tune import ExperimentAnalysis
+
+    from hyco_ray.sweep import load_saved_spec
+
+    path = Path(path).expanduser().resolve()
+    spec = load_saved_spec(path)
+    # trials that never reported have no result file; Tune warns about each, we list them as unfinished
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    try:
+        analysis = ExperimentAnalysis(str(path))
+    except ValueError as exc:
+        raise HycoError(f"{path}: no Tune experiment state ({exc})") from None
+    trials = []
+    for t in analysis.trials:
+        trial_dir = Path(t.storage.trial_fs_path)
+        params = {k: t.config[k] for k in spec.space if k in t.config}
+        failures = getattr(t.run_metadata, "num_failures", 0) if hasattr(t, "run_metadata") else 0
+        trials.append(TrialRecord(t.trial_id, str(t.status), params, _read_history(trial_dir), str(trial_dir), failures))
+    trials.sort(key=lambda r: r.path)
+    return Sweep(path, spec, trials)
+
+
+# ----- summary -----------------------------------------------------------------------------------
+
+def _fmt(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
+    """Best trial and its config, ASHA stops per rung, compute spent in trial-epochs."""
+    spec, max_t = sweep.spec, sweep.spec.max_t
+    counts = Counter(t.outcome(max_t) for t in sweep.trials)
+    lines = [f"## sweep {spec.name}: {sweep.path}", ""]
+    wall = f", wall time {wall_s:.0f} s" if wall_s is not None else ""
+    lines.append(f"trials: {len(sweep.trials)} started of num_samples {spec.num_samples}: {counts['complete']} complete, "
+                 f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN), {counts['error']} errored, "
+                 f"{counts['unfinished']} unfinished{wall}")
+    try:
+        best = sweep.best()
+    except HycoError as exc:
+        lines.append(f"best trial: none ({exc})")
+    else:
+        shown = ", ".join(f"{k} = {_fmt(best.final.get(k))}" for k in (spec.metric, "param_error") if k in best.final)
+        lines.append(f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}")
+        lines += [f"    {k}={_fmt(v)}" for k, v in best.params.items()]
+        lines.append(f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml")
+    stopped = Counter(t.epochs for t in sweep.by_outcome("stopped"))
+    if spec.scheduler.type != "asha":
+        lines.append(f"early stopping: none (scheduler {spec.scheduler.type})")
+    elif stopped:
+        rungs = ", ".join(f"after {e} epoch{'s' if e > 1 else ''}: {n}" for e, n in sorted(stopped.items()))
+        lines.append(f"ASHA stopped {sum(stopped.values())} trials; by rung (epochs completed): {rungs}")
+    else:
+        lines.append("ASHA stopped no trial")
+    spent = sum(len(t.history) for t in sweep.trials)
+    saved = sum(max_t - t.epochs for t in sweep.by_outcome("stopped"))
+    share = f" ({100 * saved / (spent + saved):.0f}%)" if spent + saved else ""
+    retries = sum(t.num_failures for t in sweep.trials)
+    lines.append(f"compute: {spent} trial-epochs; early stopping saved {saved} trial-epochs{share}; "
+                 f"trial failures retried: {retries}")
+    if counts["unfinished"] or len(sweep.trials) < spec.num_samples:
+        lines.append(f"interrupted: {counts['unfinished']} trials unfinished, "
+                     f"{spec.num_samples - len(sweep.trials)} not started; resume with hyco tune <space.yaml> --resume")
+    return "\n".join(lines) + "\n"
+
+
+# ----- export ------------------------------------------------------------------------------------
+
+def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = None) -> Path:
+    """Write the best trial's complete resolved config; ``hyco train --config-file`` reruns it."""
+    from hyco.config import config_to_yaml, load_config
+
+    sweep = load_sweep(sweep_dir)
+    spec, trial = sweep.spec, sweep.best(trial_id)
+    threads = int(trial.final.get("num_threads", spec.num_threads))
+    device = str(trial.final.get("device", "cpu"))
+    cfg = load_config(spec.base, [*spec.trial_overrides(trial.params, threads), f"run_params.device={device}"])
+    env = trial.final.get("env", {})
+    header = [
+        f"# hyco export {datetime.now():%Y-%m-%d %H:%M}: trial {trial.trial_id} of sweep {spec.name} ({sweep.path})",
+        f"# {spec.metric} = {_fmt(trial.value(spec.metric))} after {trial.epochs} epochs; "
+        + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
+        f"# base config {spec.base!r} with overrides: {' '.join(spec.trial_overrides(trial.params, threads))}",
+        "# trial environment: " + ", ".join(f"{k}={v}" for k, v in env.items()),
+        f"# trial ran on {trial.final.get('hostname', '?')}, device {device}, CUDA_VISIBLE_DEVICES="
+        f"{trial.final.get('cuda_visible_devices', '')!r}",
+        "# same numbers need the same seed, num_threads, dtype, device and versions",
+        "# rerun: hyco train --config-file THIS_FILE",
+    ]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(header) + "\n" + config_to_yaml(cfg))
+    return out
+
+
+# ----- report ------------------------------------------------------------------------------------
+
+def trials_table(sweep: Sweep) -> list[dict]:
+    spec = sweep.spec
+    rows = []
+    for t in sweep.trials:
+        row = {"trial_id": t.trial_id, "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
+               spec.metric: t.value(spec.metric), "param_error": t.value("param_error"), "failures": t.num_failures}
+        row.update({k: t.params.get(k) for k in spec.space})
+        rows.append(row)
+    sign = 1 if spec.mode == "min" else -1
+    rows.sort(key=lambda r: (r["outcome"] != "complete", sign * r[spec.metric] if math.isfinite(r[spec.metric]) else math.inf))
+    return rows
+
+
+def _markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no trials)\n"
+    keys = list(rows[0])
+    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    out += ["| " + " | ".join(_fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def load_study(sweep: Sweep):
+    """The sweep's Optuna study from its database, else rebuilt from the trials' results."""
+    import optuna
+
+    spec = sweep.spec
+    name = spec.searcher.study_name or spec.name
+    url = spec.searcher.storage
+    if url == "auto":
+        url = f"sqlite:///{sweep.path}/optuna.db" if (sweep.path / "optuna.db").exists() else None
+    if url:
+        return optuna.load_study(study_name=name, storage=url)
+    study = optuna.create_study(study_name=name, direction="minimize" if spec.mode == "min" else "maximize")
+    dists = {k: p.distribution() for k, p in spec.space.items()}
+    for t in sweep.trials:
+        outcome = t.outcome(spec.max_t)
+        if outcome not in ("complete", "stopped") or len(t.params) != len(dists):
+            continue
+        values = {int(r["epoch"]): float(r[spec.metric]) for r in t.history if math.isfinite(float(r.get(spec.metric, math.nan)))}
+        state = optuna.trial.TrialState.COMPLETE if outcome == "complete" else optuna.trial.TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(
+            params=t.params, distributions=dists, intermediate_values=values, state=state,
+            value=t.value(spec.metric) if outcome == "complete" else None))
+    return study
+
+
+def param_importances(sweep: Sweep) -> tuple[dict[str, float], str]:
+    """Optuna's (fANOVA) importances over complete trials; a note instead when too few."""
+    import optuna
+
+    study = load_study(sweep)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}, f"parameter importances need at least 2 complete trials; this sweep has {len(complete)}"
+    try:
+        return dict(optuna.importance.get_param_importances(study)), f"fANOVA over {len(complete)} complete trials"
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        return {}, f"parameter importances not available: {exc}"
+
+
+def plot_curves(sweep: Sweep, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = sweep.spec
+    try:
+        best_id = sweep.best().trial_id
+    except HycoError:
+        best_id = None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.get_cmap("tab20")
+    for i, t in enumerate(sweep.trials):
+        epochs = [r["epoch"] for r in t.history]
+        values = [r.get(spec.metric) for r in t.history]
+        if not epochs:
+            continue
+        outcome = t.outcome(spec.max_t)
+        style = {"complete": "-", "stopped": "--", "diverged": ":", "error": ":", "unfinished": "-."}[outcome]
+        width = 2.5 if t.trial_id == best_id else 1.0
+        (line,) = ax.plot(epochs, values, style, lw=width, marker="o", ms=3, color=colors(i % 20),
+                          label=f"{t.trial_id} ({outcome}{', best' if t.trial_id == best_id else ''})")
+        if outcome == "stopped":
+            ax.plot(epochs[-1:], values[-1:], "x", color=line.get_color(), ms=9)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(spec.metric)
+    ax.set_title(f"sweep {spec.name}: {spec.metric} per epoch (dashed, x: stopped by ASHA)")
+    ax.grid(alpha=0.3)
+    if len(sweep.trials) <= 24:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Curves figure, trials table (CSV and markdown), importances and summary in ``out_dir``."""
+    sweep = load_sweep(sweep_dir)
+    out = Path(out_dir) if out_dir else sweep.path / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = trials_table(sweep)
+    files = {"curves": plot_curves(sweep, out / "curves.png"), "csv": out / "trials.csv", "markdown": out / "report.md",
+             "importances": out / "importances.json"}
+    with files["csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    importances, note = param_importances(sweep)
+    files["importances"].write_text(json.dumps({"importances": importances, "note": note}, indent=2))
+    imp = "\n".join(f"- {k}: {v:.3f}" for k, v in importances.items()) or f"- {note}"
+    files["markdown"].write_text(
+        summary_text(sweep) + "\n## trials\n\n" + _markdown(rows)
+        + f"\n## parameter importances ({note})\n\n{imp}\n\n![curves](curves.png)\n"
+    )
+    return files

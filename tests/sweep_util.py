@@ -1,0 +1,57 @@
+"""Tiny search spaces for the sweep tests (1D Burgers, few epochs): shared by test_space/sweep/multinode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+#: a small problem: seconds per trial on 2 cores
+SMALL = [
+    "data.num_simulations=6",
+    "data.num_steps=12",
+    "trainer_params.train_sim=[0,1]",
+    "trainer_params.val_sim=[2,3]",
+    "trainer_params.test_sim=[4,5]",
+    "trainer_params.num_predict_steps=3",
+    "trainer_params.warmup_epochs=0",
+    "trainer_params.num_random_ics=1",
+    "model.synthetic.base_channels=8",
+]
+
+BASE_SPACE = {
+    "name": "tiny",
+    "base": "burgers_hybrid_quick_test",
+    "overrides": ["trainer_params.epochs=3", *SMALL],
+    "space": {
+        "trainer_params.alpha": {"type": "uniform", "low": 0.05, "high": 1.0},
+        "trainer_params.physical.max_iterations": {"type": "int", "low": 1, "high": 4},
+    },
+    "metric": "val_loss",
+    "mode": "min",
+    "num_samples": 4,
+    "max_concurrent": 2,
+    "scheduler": {"type": "fifo"},
+    "searcher": {"type": "optuna", "sampler": "tpe", "seed": 0, "n_startup_trials": 2},
+    "resources": {"cpu": 1, "gpu": 0},
+    "max_failures": 2,
+}
+
+
+def write_space(tmp: Path, cache_dir: Path | None = None, epochs: int | None = None, **changes) -> Path:
+    """A search-space file under ``tmp`` with ``changes`` applied to :data:`BASE_SPACE`."""
+    data = json.loads(json.dumps(BASE_SPACE))
+    data["storage_path"] = str(tmp / "sweeps")
+    if epochs is not None:
+        data["overrides"] = [f"trainer_params.epochs={epochs}", *SMALL]
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    if cache_dir is not None:
+        data["overrides"] = [*data.get("overrides", []), f"data.cache_dir={cache_dir}"]
+    path = tmp / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

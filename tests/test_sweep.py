@@ -1,0 +1,216 @@
+"""End-to-end sweeps with real Ray Tune on this machine (1D Burgers, a few epochs per trial).
+
+One ASHA sweep (every trial crashes once, injected) is shared by the PRUNED, retry, export and
+report tests; the interrupt/resume test runs its own sweep in a subprocess and sends SIGINT.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+ray = pytest.importorskip("ray")
+
+from sweep_util import write_space  # noqa: E402
+
+from hyco_ray.analysis import export_best, load_sweep, summary_text, write_report  # noqa: E402
+from hyco_ray.space import load_space  # noqa: E402
+from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
+from hyco_ray.trainable import FAIL_ENV  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+FAIL_AT = 2
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def asha_sweep(tmp_path_factory):
+    """6 trials, ASHA (one rung, after 1 epoch), each trial crashes once at epoch 2.
+
+    One trial at a time makes ASHA's decisions deterministic; reduction factor 4 keeps only trials
+    in the best quarter at the rung, so some are stopped unless every trial beats all before it.
+    """
+    tmp = tmp_path_factory.mktemp("asha")
+    space = write_space(
+        tmp, cache_dir=tmp / "cache", epochs=EPOCHS, name="asha", num_samples=6, max_concurrent=1,
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 4},
+        searcher={"type": "optuna", "sampler": "tpe", "seed": 1, "n_startup_trials": 3, "storage": "auto"},
+    )
+    spec = load_space(space)
+    os.environ[FAIL_ENV] = str(FAIL_AT)
+    try:
+        outcome = run_sweep(spec, num_cpus=2)
+    finally:
+        del os.environ[FAIL_ENV]
+    assert not ray.is_initialized(), "the embedded Ray must be shut down after the sweep"
+    return spec, outcome, load_sweep(outcome.experiment_dir)
+
+
+def test_sweep_is_complete_and_summarised(asha_sweep):
+    spec, outcome, sweep = asha_sweep
+    assert outcome.finished
+    assert len(sweep.trials) == spec.num_samples
+    assert all(t.status == "TERMINATED" for t in sweep.trials)
+    assert {t.outcome(spec.max_t) for t in sweep.trials} <= {"complete", "stopped"}
+    assert "best trial:" in outcome.summary and "trial-epochs" in outcome.summary
+    assert (Path(outcome.experiment_dir) / "summary.md").read_text() == outcome.summary
+    stopped = sweep.by_outcome("stopped")
+    assert stopped, "ASHA stopped no trial: the PRUNED test below would be vacuous"
+    assert "ASHA stopped" in summary_text(sweep)
+
+
+def test_asha_stopped_trials_are_pruned_in_the_optuna_study(asha_sweep):
+    spec, outcome, sweep = asha_sweep
+    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{outcome.experiment_dir}/optuna.db")
+    assert len(study.trials) == spec.num_samples
+    by_params = {tuple(sorted(t.params.items())): t for t in study.trials}
+    pruned = 0
+    for trial in sweep.trials:
+        ot = by_params[tuple(sorted(trial.params.items()))]
+        epochs = [r["epoch"] for r in trial.history]
+        values = {r["epoch"]: r["val_loss"] for r in trial.history}
+        assert ot.intermediate_values == pytest.approx(values), "every epoch must reach Optuna as an intermediate value"
+        if trial.outcome(spec.max_t) == "stopped":
+            pruned += 1
+            assert ot.state == optuna.trial.TrialState.PRUNED
+            assert max(ot.intermediate_values) == max(epochs) < spec.max_t
+        else:
+            assert ot.state == optuna.trial.TrialState.COMPLETE
+            assert ot.value == pytest.approx(trial.final["val_loss"])
+            assert max(ot.intermediate_values) == spec.max_t
+    assert pruned >= 1
+    assert len(study.get_trials(states=(optuna.trial.TrialState.PRUNED,))) == pruned
+
+
+def test_crashed_trials_continue_from_their_checkpoint(asha_sweep):
+    spec, _, sweep = asha_sweep
+    crashed = [t for t in sweep.trials if t.epochs >= FAIL_AT]
+    assert crashed, "no trial reached the injected failure"
+    for t in sweep.trials:
+        epochs = [r["epoch"] for r in t.history]
+        assert epochs == list(range(1, t.epochs + 1)), f"epochs must continue, not restart: {epochs}"
+        marker = Path(t.path) / ".hyco_injected_failure"
+        if t in crashed:
+            assert marker.exists() and t.num_failures == 1
+            # epochs before the crash ran in the first attempt, the rest after restoring epoch FAIL_AT - 1
+            assert [r["restored_from_epoch"] for r in t.history] == [0] * (FAIL_AT - 1) + [FAIL_AT - 1] * (t.epochs - FAIL_AT + 1)
+            # Tune's own iteration counter continues too (rows Tune's result.json lost come from the checkpoint)
+            assert all(r["training_iteration"] == r["epoch"] for r in t.history if "training_iteration" in r)
+        else:
+            assert not marker.exists() and t.num_failures == 0
+
+
+def test_export_then_hyco_train_reproduces_the_trial(asha_sweep, tmp_path):
+    from hyco.config import load_config_file
+    from hyco_ray.cli import main
+
+    spec, outcome, sweep = asha_sweep
+    best = sweep.best()
+    out = tmp_path / "best.yaml"
+    assert main(["export", outcome.experiment_dir, "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# hyco export") and "num_threads=1" in text and best.trial_id in text
+    cfg = load_config_file(out)
+    assert cfg.run_params.seed == 0 and cfg.run_params.num_threads == best.final["num_threads"] == 1
+    for key, value in best.params.items():
+        section, *rest = key.split(".")
+        node = getattr(cfg, section)
+        for part in rest:
+            node = getattr(node, part)
+        assert node == value
+
+    run_dir = tmp_path / "rerun"
+    assert main(["train", "--config-file", str(out), "--run-dir", str(run_dir)]) == 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == spec.max_t
+    rerun, trial = rows[-1]["val_loss"], best.final["val_loss"]
+    assert abs(rerun - trial) / abs(trial) < 1e-6, (rerun, trial)
+
+
+def test_export_refuses_an_unknown_trial(asha_sweep, tmp_path):
+    from hyco.errors import HycoError
+
+    with pytest.raises(HycoError, match="no trial"):
+        export_best(asha_sweep[1].experiment_dir, tmp_path / "x.yaml", trial_id="nope")
+
+
+def test_report_writes_curves_table_and_importances(asha_sweep, tmp_path):
+    spec, outcome, _ = asha_sweep
+    files = write_report(outcome.experiment_dir, tmp_path / "report")
+    assert files["curves"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = files["csv"].read_text().splitlines()
+    assert len(lines) == 1 + spec.num_samples and "stopped" in files["csv"].read_text()
+    imp = json.loads(files["importances"].read_text())
+    assert imp["note"]
+    if imp["importances"]:
+        assert set(imp["importances"]) == set(spec.space)
+        assert math.isclose(sum(imp["importances"].values()), 1.0, rel_tol=1e-6)
+    assert "| trial_id |" in files["markdown"].read_text()
+
+
+def test_a_second_start_of_the_same_sweep_asks_for_resume(asha_sweep):
+    spec, _, _ = asha_sweep
+    with pytest.raises(SweepError, match="--resume"):
+        run_sweep(spec)
+    assert not ray.is_initialized()
+
+
+def _finished(exp_dir: Path, epochs: int) -> list[Path]:
+    done = []
+    for path in exp_dir.glob("trial_*/result.json"):
+        if any(json.loads(line).get("epoch") == epochs for line in path.read_text().splitlines() if line.strip()):
+            done.append(path)
+    return done
+
+
+def test_interrupt_then_resume_keeps_finished_trials(tmp_path):
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="resume", num_samples=5, max_concurrent=2,
+                        scheduler={"type": "fifo"}, checkpoint_period_s=2)
+    exp_dir = tmp_path / "sweeps" / "resume"
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.sweep_cli", "tune", str(space)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.time() + 240
+        while len(_finished(exp_dir, 3)) < 2:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "trials did not finish in time"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    first_log = (tmp_path / "first.log").read_text()
+    assert rc == 130, first_log[-3000:]
+    assert "--resume" in first_log
+
+    interrupted = load_sweep(exp_dir)
+    finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
+    assert len(finished) >= 2
+    assert len(interrupted.trials) < 5 or interrupted.unfinished()
+
+    outcome = run_sweep(load_space(space), resume=True, num_cpus=2)
+    assert outcome.finished and not ray.is_initialized()
+    resumed = load_sweep(exp_dir)
+    assert len(resumed.trials) == 5
+    assert [t.outcome(resumed.spec.max_t) for t in resumed.trials] == ["complete"] * 5
+    for trial_id, before in finished.items():
+        after = Path(exp_dir, f"trial_{trial_id}", "result.json").read_text()
+        assert after == before, f"finished trial {trial_id} was run again"
+    for t in resumed.trials:
+        assert [r["epoch"] for r in t.history] == [1, 2, 3]
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{exp_dir}/optuna.db")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 5 and len(states) == 5
