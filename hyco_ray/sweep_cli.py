@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -75,23 +74,3 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
     report.add_argument("-o", "--output", help="output directory (default <sweep dir>/report)")
     report.set_defaults(func=cmd_report)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import logging
-
-    from hyco.errors import HycoError
-
-    parser = argparse.ArgumentParser(prog="hyco")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except HycoError as exc:
-        print(f"hyco: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
