@@ -13,6 +13,8 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
+from hyco_ray.sweep_cli import add_parsers
+
 
 def _load(args: argparse.Namespace):
     from hyco.config import load_config, load_config_file
@@ -90,13 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    try:
-        from hyco_ray.sweep_cli import add_parsers
-    except ImportError as exc:  # the sweep layer needs ray; the library commands do not
-        if "hyco_ray.sweep_cli" not in str(exc) and "ray" not in str(exc):
-            raise
-    else:
-        add_parsers(sub)
+    add_parsers(sub)  # tune, export, report
     return parser
 
 

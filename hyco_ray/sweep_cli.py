@@ -1,6 +1,6 @@
 """``hyco tune``, ``hyco export`` and ``hyco report``: registered on the ``hyco`` command.
 
-``hyco_ray.cli`` calls :func:`add_parsers`; ``python -m hyco_ray.sweep_cli tune ...`` also works.
+``hyco_ray.cli`` calls :func:`add_parsers`; Ray is imported inside the commands only.
 """
 
 from __future__ import annotations
