@@ -25,6 +25,17 @@ def configure(run: RunParams) -> torch.device:
     return torch.device(run.device)
 
 
+def use_device(device: torch.device) -> None:
+    """Make PhiFlow build its own arrays (grids, constants) on ``device`` too.
+
+    PhiFlow picks cuda:0 by itself whenever torch sees a GPU; a CPU run on a GPU machine would
+    then mix devices.
+    """
+    from phi.torch import TORCH
+
+    TORCH.set_default_device("GPU" if device.type == "cuda" else "CPU")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

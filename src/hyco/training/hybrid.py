@@ -28,7 +28,7 @@ from hyco.data import Dataset, build_dataset
 from hyco.errors import TrainingError
 from hyco.models import make_model
 from hyco.physics import make_problem
-from hyco.runtime import configure, generator
+from hyco.runtime import configure, generator, use_device
 from hyco.training.losses import make_windows, masked_nmse, relative_l2, select_observed
 from hyco.training.physical import PhysicalStep, PhysicalTrainer
 
@@ -58,6 +58,7 @@ class HybridTrainer:
         self.tp = cfg.trainer_params
         default_device = configure(cfg.run_params)
         self.device = torch.device(device) if device is not None else default_device
+        use_device(self.device)
         self.dtype = torch.float64 if cfg.run_params.dtype == "float64" else torch.float32
         math.set_global_precision(64 if self.dtype == torch.float64 else 32)
         self.problem = make_problem(cfg.model.physical)
