@@ -45,25 +45,61 @@ MISTAKES = {
     "float for int": (["trainer_params.epochs=2.5"], "trainer_params.epochs", None),
     "negative viscosity": (["model.physical.params.viscosity.truth=[-0.05]"], "model.physical.params.viscosity", "> 0"),
     "negative guess": (["model.physical.params.viscosity.guess=[-0.05]"], "model.physical.params.viscosity", "> 0"),
-    "mask fraction 0": (["data.observation.mask=random", "data.observation.fraction=0"], "data.observation.fraction", "(0, 1]"),
-    "mask fraction 1.5": (["data.observation.mask=random", "data.observation.fraction=1.5"], "data.observation.fraction", "(0, 1]"),
+    "mask fraction 0": (
+        ["data.observation.mask=random", "data.observation.fraction=0"],
+        "data.observation.fraction",
+        "(0, 1]",
+    ),
+    "mask fraction 1.5": (
+        ["data.observation.mask=random", "data.observation.fraction=1.5"],
+        "data.observation.fraction",
+        "(0, 1]",
+    ),
     "zero sims": (["data.num_simulations=0"], "data.num_simulations", ">= 1"),
     "negative noise": (["data.observation.noise=-0.1"], "data.observation.noise", None),
     "unknown optimizer method": (["trainer_params.physical.method=adam"], "trainer_params.physical.method", "L-BFGS-B"),
     "alpha above 1": (["trainer_params.alpha=1.5"], "trainer_params.alpha", "[0, 1]"),
     "alpha below 0": (["trainer_params.alpha=-0.1"], "trainer_params.alpha", "[0, 1]"),
     "alpha nan": (["trainer_params.alpha=nan"], "trainer_params.alpha", None),
-    "warmup longer than training": (["trainer_params.epochs=3", "trainer_params.warmup_epochs=5"], "trainer_params.warmup_epochs", "trainer_params.epochs"),
-    "overlapping train/val sims": (["trainer_params.train_sim=[0,1,2,3]", "trainer_params.val_sim=[3,4]"], "trainer_params.val_sim", "train_sim"),
-    "overlapping val/test sims": (["trainer_params.val_sim=[4,5]", "trainer_params.test_sim=[5,6]"], "trainer_params.test_sim", "val_sim"),
+    "warmup longer than training": (
+        ["trainer_params.epochs=3", "trainer_params.warmup_epochs=5"],
+        "trainer_params.warmup_epochs",
+        "trainer_params.epochs",
+    ),
+    "overlapping train/val sims": (
+        ["trainer_params.train_sim=[0,1,2,3]", "trainer_params.val_sim=[3,4]"],
+        "trainer_params.val_sim",
+        "train_sim",
+    ),
+    "overlapping val/test sims": (
+        ["trainer_params.val_sim=[4,5]", "trainer_params.test_sim=[5,6]"],
+        "trainer_params.test_sim",
+        "val_sim",
+    ),
     "sim index out of range": (["trainer_params.test_sim=[6,8]"], "trainer_params.test_sim", "data.num_simulations"),
-    "region reversed": (["data.observation.mask=region", "data.observation.region=[[0.5,0.2]]"], "data.observation.region", None),
-    "region outside [0,1]": (["data.observation.mask=region", "data.observation.region=[[0.2,1.5]]"], "data.observation.region", None),
+    "region reversed": (
+        ["data.observation.mask=region", "data.observation.region=[[0.5,0.2]]"],
+        "data.observation.region",
+        None,
+    ),
+    "region outside [0,1]": (
+        ["data.observation.mask=region", "data.observation.region=[[0.2,1.5]]"],
+        "data.observation.region",
+        None,
+    ),
     "region missing": (["data.observation.mask=region"], "data.observation.region", None),
-    "region with 3 numbers": (["data.observation.mask=region", "data.observation.region=[[0.1,0.2,0.3]]"], "data.observation.region", None),
+    "region with 3 numbers": (
+        ["data.observation.mask=region", "data.observation.region=[[0.1,0.2,0.3]]"],
+        "data.observation.region",
+        None,
+    ),
     "unknown mask": (["data.observation.mask=stripes"], "data.observation.mask", "random"),
     "zero stride": (["data.observation.stride=0"], "data.observation.stride", None),
-    "too many predict steps": (["data.num_steps=30", "trainer_params.num_predict_steps=31"], "trainer_params.num_predict_steps", None),
+    "too many predict steps": (
+        ["data.num_steps=30", "trainer_params.num_predict_steps=31"],
+        "trainer_params.num_predict_steps",
+        None,
+    ),
     "unknown problem option": (["+model.physical.options.foo=1"], "model.physical.options", "foo"),
     "wrong resolution rank": (["model.physical.resolution=[8,8,8]"], "model.physical.resolution", None),
     "non-positive dt": (["model.physical.dt=0"], "model.physical.dt", None),
@@ -149,3 +185,20 @@ def test_no_eval_in_src():
     # and no OmegaConf resolver that evaluates strings
     for path in files:
         assert 'register_new_resolver("eval"' not in path.read_text()
+
+
+def test_heat_centres_must_match_the_amplitudes(tmp_path):
+    message = config_error(
+        "heat_hybrid_quick_test",
+        [
+            f"data.cache_dir={tmp_path}",
+            "model/physical=heat_centres",
+            "model.physical.params.centres.truth=[0.2,0.3]",
+            "model.physical.params.centres.guess=[0.2,0.3]",
+        ],
+    )
+    assert "model.physical.params.centres" in message and "6" in message
+    message = config_error(
+        "heat_hybrid_quick_test", [f"data.cache_dir={tmp_path}", "+model.physical.options.learn_centres=true"]
+    )
+    assert "model.physical.params" in message and "centres" in message

@@ -35,7 +35,9 @@ def cache(tmp_path_factory) -> str:
 
 def prepare(cache: str, name: str, *overrides: str, num_predict_steps: int, sliding: bool = False):
     """Config, problem, dataset, full-data loss windows."""
-    cfg = load_config(name, [f"data.cache_dir={cache}", f"trainer_params.num_predict_steps={num_predict_steps}", *overrides])
+    cfg = load_config(
+        name, [f"data.cache_dir={cache}", f"trainer_params.num_predict_steps={num_predict_steps}", *overrides]
+    )
     problem = make_problem(cfg.model.physical)
     data = build_dataset(cfg, problem)
     obs = data.observations
@@ -46,7 +48,9 @@ def prepare(cache: str, name: str, *overrides: str, num_predict_steps: int, slid
 @pytest.fixture(scope="module")
 def burgers(cache):
     """Noise-free, fully observed 1D Burgers (128 cells, 30 steps); guess nu = 3 x truth."""
-    cfg, problem, obs, initial, targets = prepare(cache, BURGERS, "data.num_steps=30", "data.observation.noise=0.0", num_predict_steps=10)
+    cfg, problem, obs, initial, targets = prepare(
+        cache, BURGERS, "data.num_steps=30", "data.observation.noise=0.0", num_predict_steps=10
+    )
     assert torch.allclose(problem.guess, 3 * problem.truth)  # far from converged at the start
     return cfg, problem, obs, initial, targets
 
@@ -119,12 +123,25 @@ def test_burgers_viscosity_recovered_within_1_percent(burgers):
 
 
 def test_heat_amplitudes_recovered_within_5_percent(cache):
-    cfg, problem, obs, initial, targets = prepare(cache, "heat_hybrid_quick_test", "data.num_steps=20", num_predict_steps=10)
+    cfg, problem, obs, initial, targets = prepare(
+        cache, "heat_hybrid_quick_test", "data.num_steps=20", num_predict_steps=10
+    )
     assert len(problem.labels) == 3
     trainer, step = fit(problem, cfg, obs, initial, targets, max_iterations=30)
     assert not step.diverged
     rel = ((trainer.theta - problem.truth).abs() / problem.truth).max().item()
     assert rel < 0.05, f"amplitudes={trainer.theta.tolist()} truth={problem.truth.tolist()}"
+
+
+def test_heat_amplitudes_and_centres_recovered_within_5_percent(cache):
+    cfg, problem, obs, initial, targets = prepare(
+        cache, "heat_hybrid_quick_test", "model/physical=heat_centres", "data.num_steps=20", num_predict_steps=10
+    )
+    assert len(problem.labels) == 9  # 3 amplitudes, 3 (x, y) centres
+    trainer, step = fit(problem, cfg, obs, initial, targets, max_iterations=40)
+    assert not step.diverged
+    rel = ((trainer.theta - problem.truth).abs() / problem.truth).max().item()
+    assert rel < 0.05, f"theta={trainer.theta.tolist()} truth={problem.truth.tolist()}"
 
 
 @pytest.fixture
@@ -140,8 +157,13 @@ def one_thread():
 def test_smoke_buoyancy_recovered_within_5_percent(cache, one_thread):
     """One training sim, two 5-step windows: ~5 s on 1 thread (the pressure solve dominates)."""
     cfg, problem, obs, initial, targets = prepare(
-        cache, "smoke_hybrid_quick_test", "data.num_steps=10", "data.num_simulations=3",
-        "trainer_params.train_sim=[0]", "trainer_params.val_sim=[1]", "trainer_params.test_sim=[2]",
+        cache,
+        "smoke_hybrid_quick_test",
+        "data.num_steps=10",
+        "data.num_simulations=3",
+        "trainer_params.train_sim=[0]",
+        "trainer_params.val_sim=[1]",
+        "trainer_params.test_sim=[2]",
         num_predict_steps=5,
     )
     assert torch.allclose(problem.guess, 3 * problem.truth)

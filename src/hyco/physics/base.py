@@ -90,18 +90,23 @@ class Problem(ABC):
         self._jit_frame = math.jit_compile(self._frame)
         self.setup()
 
+    def parameter_sizes(self) -> dict[str, int | None]:
+        """Learnable parameters for these options (names -> entries, None: any number >= 1)."""
+        return self.parameters
+
     def _read_parameters(self, cfg: PhysicalModelConfig) -> tuple[list[str], list[float], list[float]]:
-        missing = set(self.parameters) - set(cfg.params)
-        extra = set(cfg.params) - set(self.parameters)
+        sizes = self.parameter_sizes()
+        missing = set(sizes) - set(cfg.params)
+        extra = set(cfg.params) - set(sizes)
         if missing or extra:
             raise ConfigError(
-                f"model.physical.params has keys {sorted(cfg.params)}, but {self.name} needs "
-                f"exactly {sorted(self.parameters)}"
+                f"model.physical.params has keys {sorted(cfg.params)}, but {self.name} with these "
+                f"options needs exactly {sorted(sizes)}"
             )
         labels: list[str] = []
         truth: list[float] = []
         guess: list[float] = []
-        for pname, size in self.parameters.items():
+        for pname, size in sizes.items():
             spec = cfg.params[pname]
             n = len(spec.truth)
             if n == 0 or (size is not None and n != size) or len(spec.guess) != n:

@@ -1,7 +1,8 @@
 """2D heat equation T_t = div(kappa(x) grad T) with a spatially varying diffusivity, periodic.
 
 kappa(x) = kappa0 + sum_i a_i exp(-|x - c_i|^2 / (2 w^2)); the bump amplitudes ``amplitudes``
-are learnable, centres ``c_i`` and width ``w`` are options. Conservative flux form on cell
+are learnable; the centres ``c_i`` are options, or learnable too with ``learn_centres: true``
+(then ``params.centres`` holds x0, y0, x1, y1, ...). The width ``w`` is an option. Conservative flux form on cell
 faces, explicit Euler (stable for dt < dx^2 / (4 max kappa)).
 """
 
@@ -30,31 +31,37 @@ class Heat(Problem):
         "centres": [[0.25, 0.3], [0.7, 0.3], [0.45, 0.75]],
         "width": 0.12,
         "modes": 3,
+        "learn_centres": False,
     }
     ranks = (2,)
     periodic = True
 
+    def parameter_sizes(self) -> dict[str, int | None]:
+        if self.options["learn_centres"]:
+            return {"amplitudes": None, "centres": None}
+        return {"amplitudes": None}
+
     def setup(self) -> None:
-        centres = [list(c) for c in self.options["centres"]]
-        if len(centres) != len(self.labels) or any(len(c) != 2 for c in centres):
-            raise ConfigError(
-                f"model.physical.options.centres has {len(centres)} entries, but needs one [x, y] "
-                f"pair per amplitude ({len(self.labels)})"
-            )
+        self.num_bumps = sum(1 for label in self.labels if label.startswith("amplitudes"))
+        if self.options["learn_centres"]:
+            found = len(self.labels) - self.num_bumps
+            if found != 2 * self.num_bumps:
+                raise ConfigError(
+                    f"model.physical.params.centres has {found} entries, but needs x, y for each of the "
+                    f"{self.num_bumps} amplitudes ({2 * self.num_bumps})"
+                )
+            self.fixed_centres = None
+        else:
+            centres = [list(c) for c in self.options["centres"]]
+            if len(centres) != self.num_bumps or any(len(c) != 2 for c in centres):
+                raise ConfigError(
+                    f"model.physical.options.centres has {len(centres)} entries, but needs one [x, y] "
+                    f"pair per amplitude ({self.num_bumps})"
+                )
+            self.fixed_centres = torch.tensor(centres, dtype=torch.float32)
         self.bounds = Box(x=1, y=1)
         ny, nx = self.array_shape
-        ys, xs = torch.meshgrid(
-            (torch.arange(ny) + 0.5) / ny, (torch.arange(nx) + 0.5) / nx, indexing="ij"
-        )
-        width = float(self.options["width"])
-        bumps = []
-        for cx, cy in centres:
-            # periodic distance so the bumps respect the domain
-            dx = torch.remainder(xs - cx + 0.5, 1.0) - 0.5
-            dy = torch.remainder(ys - cy + 0.5, 1.0) - 0.5
-            bumps.append(torch.exp(-(dx**2 + dy**2) / (2 * width**2)))
-        self.bumps = torch.stack(bumps).float()  # [n_bumps, Y, X]
-        self.max_stable_kappa = (1.0 / max(self.resolution)) ** 2 / (4 * self.cfg.dt)
+        self.ys, self.xs = torch.meshgrid((torch.arange(ny) + 0.5) / ny, (torch.arange(nx) + 0.5) / nx, indexing="ij")
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -65,9 +72,17 @@ class Heat(Problem):
         return tuple(reversed(self.resolution))
 
     def diffusivity(self, theta: torch.Tensor) -> torch.Tensor:
-        """kappa on cell centres, ``[Y, X]``."""
-        amps = theta.to(self.bumps.dtype).reshape(-1, 1, 1)
-        return float(self.options["kappa0"]) + (amps * self.bumps.to(theta.device)).sum(0)
+        """kappa on cell centres, ``[Y, X]``; differentiable in amplitudes (and centres)."""
+        n = self.num_bumps
+        amps = theta[:n].reshape(n, 1, 1)
+        centres = theta[n:].reshape(n, 2) if self.fixed_centres is None else self.fixed_centres.to(theta)
+        xs, ys = self.xs.to(theta), self.ys.to(theta)
+        # periodic distance, so a bump near an edge wraps around like the domain
+        dx = torch.remainder(xs[None] - centres[:, 0, None, None] + 0.5, 1.0) - 0.5
+        dy = torch.remainder(ys[None] - centres[:, 1, None, None] + 0.5, 1.0) - 0.5
+        width = float(self.options["width"])
+        bumps = torch.exp(-(dx**2 + dy**2) / (2 * width**2))
+        return float(self.options["kappa0"]) + (amps * bumps).sum(0)
 
     def sample_initial(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Smooth random fields: random Fourier modes up to ``modes``, scaled to [0, 1]."""
