@@ -175,13 +175,17 @@ class Problem(ABC):
     def rollout(self, initial: torch.Tensor, theta: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Frames 1..num_frames after ``initial``: ``[B, num_frames, C, *spatial]``; differentiable.
 
-        With ``cfg.jit`` each frame runs through ``math.jit_compile`` (about 10x faster on the
-        CPU); theta is passed as an argument, never captured, so gradients flow through the trace.
+        Frames run through ``math.jit_compile`` (about 10x faster on the CPU for burgers) unless a
+        gradient is needed and ``cfg.jit`` is off; theta is passed as an argument, never
+        captured, so gradients flow through the trace.
         """
         tic = time.perf_counter()
         state = self.to_state(initial)
         converting = time.perf_counter() - tic
-        frame = self._jit_frame if self.cfg.jit else self._frame
+        # forward-only rollouts are traced even with jit off: traced frames are bitwise equal;
+        # `jit` decides only whether gradients go through the trace (they differ for smoke's CG)
+        needs_grad = torch.is_grad_enabled() and (theta.requires_grad or initial.requires_grad)
+        frame = self._jit_frame if self.cfg.jit or not needs_grad else self._frame
         theta_tensor = math.tensor(theta, channel(param=",".join(self.labels)))
         frames = []
         for _ in range(num_frames):
