@@ -178,7 +178,7 @@ def test_interrupt_then_resume_keeps_finished_trials(tmp_path):
                         scheduler={"type": "fifo"}, checkpoint_period_s=2)
     exp_dir = tmp_path / "sweeps" / "resume"
     log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.sweep_cli", "tune", str(space)],
+    proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         deadline = time.time() + 240
