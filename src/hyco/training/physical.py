@@ -111,7 +111,7 @@ class PhysicalTrainer:
             suppress=suppress,
         )
         diverged = False
-        with math.SolveTape(record_trajectories=False) as tape:
+        with math.SolveTape(solve) as tape:  # only the L-BFGS solve, not e.g. pressure solves
             try:
                 z = math.minimize(objective, solve).native(["param"]).to(torch.float64)
             except Diverged as exc:
