@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from sweep_util import SMALL
 
 warnings.filterwarnings("ignore", message="Sparse")
 
@@ -22,16 +23,9 @@ def small_burgers(cache_dir):
     def make(*overrides: str):
         base = [
             f"data.cache_dir={cache_dir}",
-            "data.num_simulations=6",
-            "data.num_steps=12",
-            "trainer_params.train_sim=[0,1]",
-            "trainer_params.val_sim=[2,3]",
-            "trainer_params.test_sim=[4,5]",
-            "trainer_params.num_predict_steps=3",
+            *SMALL,
             "trainer_params.epochs=4",
-            "trainer_params.warmup_epochs=1",
-            "trainer_params.num_random_ics=1",
-            "model.synthetic.base_channels=8",
+            "trainer_params.warmup_epochs=1",  # later overrides of a key win
         ]
         return load_config("burgers_hybrid_quick_test", base + list(overrides))
 
