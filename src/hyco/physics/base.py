@@ -160,11 +160,6 @@ class Problem(ABC):
 
     # ----- shared -----------------------------------------------------------------------------
 
-    @property
-    def frame_dt(self) -> float:
-        """Time between two stored frames."""
-        return self.cfg.dt * self.cfg.substeps
-
     def _frame(self, state: Any, theta: math.Tensor) -> Any:
         """``substeps`` steps: one stored frame. Traced once per shape when ``jit`` is on."""
         native = theta.native(["param"])

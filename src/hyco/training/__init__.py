@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hyco.training.factory import Trainer, TrainerFactory, create_trainer
+from hyco.training.factory import TrainerFactory, create_trainer
 from hyco.training.hybrid import HybridTrainer, PhysicsOnlyTrainer, SyntheticTrainer
 from hyco.training.physical import PhysicalStep, PhysicalTrainer
 
@@ -12,7 +12,6 @@ __all__ = [
     "PhysicalTrainer",
     "PhysicsOnlyTrainer",
     "SyntheticTrainer",
-    "Trainer",
     "TrainerFactory",
     "create_trainer",
 ]

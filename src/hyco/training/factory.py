@@ -9,8 +9,6 @@ from hyco.data import Dataset
 from hyco.errors import ConfigError
 from hyco.training.hybrid import HybridTrainer, PhysicsOnlyTrainer, SyntheticTrainer
 
-Trainer = HybridTrainer
-
 
 class TrainerFactory:
     _trainers: dict[str, type[HybridTrainer]] = {
