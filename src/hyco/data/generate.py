@@ -21,7 +21,7 @@ from hyco.config.schema import DataConfig, PhysicalModelConfig
 from hyco.physics import Problem
 from hyco.runtime import generator
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Burgers advection sign fixed
 log = logging.getLogger(__name__)
 
 
