@@ -51,11 +51,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     from hyco.data import load_or_simulate
     from hyco.physics import make_problem
+    from hyco.runtime import configure
 
     cfg = _load(args)
+    configure(cfg.run_params)
     problem = make_problem(cfg.model.physical)
     with tqdm(total=cfg.data.num_simulations, desc=f"simulating {problem.name}", unit="sim") as bar:
-        trajectories, path, hit = load_or_simulate(problem, cfg.data, progress=bar.update)
+        trajectories, path, hit = load_or_simulate(problem, cfg.data, cfg.run_params.dtype, progress=bar.update)
     print(f"{'cache hit' if hit else 'simulated'}: {tuple(trajectories.shape)} -> {path}")
     return 0
 

@@ -79,9 +79,11 @@ def prepare_data(spec: SweepSpec) -> str:
     from hyco.config import load_config
     from hyco.data import load_or_simulate
     from hyco.physics import make_problem
+    from hyco.runtime import configure
 
     cfg = load_config(spec.base, spec.trial_overrides({}))
-    _, path, hit = load_or_simulate(make_problem(cfg.model.physical), cfg.data)
+    configure(cfg.run_params)
+    _, path, hit = load_or_simulate(make_problem(cfg.model.physical), cfg.data, cfg.run_params.dtype)
     log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
     return str(path)
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from hyco.data import load_or_simulate
 from hyco.errors import TrainingError
 from hyco.run import train_run
 from hyco.training import HybridTrainer, TrainerFactory, create_trainer
@@ -21,11 +22,11 @@ def test_trainer_factory_lists_and_creates(small_burgers):
 
 def test_generate_synthetic_predictions(small_burgers):
     trainer = create_trainer(small_burgers())
-    x0 = trainer.data_initial[:3]
+    x0 = trainer.interaction_initial_states(0)[:3]  # 2 observed starts and a fresh one
     with torch.no_grad():
         for p in trainer.model.parameters():  # make the net non-trivial
             p.add_(0.01 * torch.randn_like(p))
-    rollout = trainer._generate_synthetic_rollout(x0, 4)
+    rollout = trainer.synthetic_rollout(x0, 4)
     assert rollout.shape == (3, 4, *x0.shape[1:])
     # autoregressive: frame k+1 is the model applied to frame k
     torch.testing.assert_close(rollout[:, 1], trainer.model(rollout[:, 0]))
@@ -35,14 +36,15 @@ def test_generate_synthetic_predictions(small_burgers):
 
 def test_generate_physical_predictions(small_burgers):
     trainer = create_trainer(small_burgers())
-    train = trainer.dataset.train
+    cfg = trainer.cfg
+    train = load_or_simulate(trainer.problem, cfg.data, cfg.run_params.dtype)[0][cfg.trainer_params.train_sim]
     truth = trainer.problem.truth
-    rollout = trainer._generate_physical_rollout(train[:, 0], 5, theta=truth)
+    rollout = trainer.physical_rollout(train[:, 0], 5, theta=truth)
     assert rollout.shape == (len(train), 5, *train.shape[2:])
     # at theta* P reproduces the simulated data
     torch.testing.assert_close(rollout, train[:, 1:6], rtol=1e-5, atol=1e-6)
     # at the initial guess it does not
-    guess = trainer._generate_physical_rollout(train[:, 0], 5)
+    guess = trainer.physical_rollout(train[:, 0], 5)
     assert (guess - train[:, 1:6]).abs().max() > 1e-3
 
 
@@ -84,22 +86,29 @@ def test_interleaved_training_loop(small_burgers):
             assert current["lbfgs_iterations"] >= 1
 
 
-def test_resume_gives_same_numbers(small_burgers):
-    cfg = small_burgers("trainer_params.epochs=4")
-    full = list(create_trainer(cfg).fit())
+@pytest.mark.parametrize("jit", [False, True])
+def test_resume_gives_same_numbers(small_burgers, jit):
+    """Bitwise with eager gradients (jit=false). With traced gradients a resumed process builds its
+    traces at a later epoch, and TorchScript's profiling executor re-optimises a trace after its
+    first runs, so the last bits may differ (measured: 3e-8 relative in theta)."""
+    overrides = ("trainer_params.epochs=4", f"model.physical.jit={str(jit).lower()}")
+    full = list(create_trainer(small_burgers(*overrides)).fit())
 
-    first = create_trainer(small_burgers("trainer_params.epochs=4"))
+    first = create_trainer(small_burgers(*overrides))
     fit = first.fit()
     next(fit)
     next(fit)
     state = first.state_dict()
-    second = create_trainer(small_burgers("trainer_params.epochs=4"))
+    second = create_trainer(small_burgers(*overrides))
     second.load_state_dict(state)
     resumed = list(second.fit())
     assert [m["epoch"] for m in resumed] == [3, 4]
     for a, b in zip(full[2:], resumed):
         for key in ("val_loss", "val_loss_physical", "param_error", "theta", "train_loss"):
-            assert a[key] == b[key], key
+            if jit:
+                assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-12), key
+            else:
+                assert a[key] == b[key], key
 
 
 def test_nan_stops_with_clear_message_and_keeps_history(small_burgers):
@@ -127,7 +136,7 @@ def test_synthetic_and_physical_alone(small_burgers):
     assert not any(m["physical_step"] for m in history)
     assert history[-1]["theta"] == syn.problem.guess.tolist()
     assert syn.alpha == 1.0
-    phys = create_trainer(small_burgers("run_params.model_type=physical"))
+    phys = create_trainer(small_burgers("run_params.model_type=physical", "trainer_params.physical.max_iterations=10"))
     history = list(phys.fit())
     assert all(m["physical_step"] for m in history)
     assert history[-1]["param_error"] < 0.05

@@ -44,8 +44,8 @@ def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
     traj = trainer.val[:1]
     with torch.no_grad():
         trainer.model.eval()
-        syn = trainer._generate_synthetic_rollout(traj[:, 0], traj.shape[1] - 1)[0]
-        phys = trainer._generate_physical_rollout(traj[:, 0], traj.shape[1] - 1)[0]
+        syn = trainer.synthetic_rollout(traj[:, 0], traj.shape[1] - 1)[0]
+        phys = trainer.physical_rollout(traj[:, 0], traj.shape[1] - 1)[0]
     paths.append(plot_predictions(traj[0, 1:], syn, phys, trainer.problem.channels, figures / "predictions.png"))
     return paths
 

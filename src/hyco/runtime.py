@@ -1,4 +1,9 @@
-"""What decides whether two runs give the same numbers: seed, threads, dtype, device, versions."""
+"""What decides whether two runs give the same numbers: seed, threads, dtype, device, versions.
+
+:func:`configure` is the one place that sets process-wide numeric state; every entry point
+(``hyco train``, ``hyco data``, ``hyco evaluate``, a sweep trial, the sweep's data preparation,
+:func:`hyco.training.create_trainer`) calls it before any numbers are made.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,40 @@ import random
 
 import numpy as np
 import torch
+from phiml import math
 
 from hyco.config.schema import RunParams
 
 
 def configure(run: RunParams) -> torch.device:
-    """Seed everything, fix torch's thread count and pick the device; returns the device."""
+    """Seed everything, fix torch's thread count, PhiML's precision and the default device of
+    PhiFlow's own arrays; returns the device."""
     torch.set_num_threads(run.num_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(run.seed)
+    math.set_global_precision(precision_bits(run))
+    device = resolve_device(run)
+    use_device(device)
+    return device
+
+
+def precision_bits(run: RunParams) -> int:
+    return 64 if run.dtype == "float64" else 32
+
+
+def require_precision(run: RunParams) -> None:
+    """Fail early when the process-wide precision is not the run's (``configure`` was skipped)."""
+    if math.get_precision() != precision_bits(run):
+        from hyco.errors import HycoError
+
+        raise HycoError(
+            f"PhiML's precision is {math.get_precision()} bits, but run_params.dtype is {run.dtype}: "
+            "call hyco.runtime.configure(cfg.run_params) first (create_trainer does)"
+        )
+
+
+def resolve_device(run: RunParams) -> torch.device:
+    """``run_params.device`` as a torch device; ``auto`` is cuda where torch sees a GPU."""
     if run.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if run.device == "cuda" and not torch.cuda.is_available():

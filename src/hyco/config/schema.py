@@ -79,7 +79,6 @@ class SyntheticTrainerConfig:
     learning_rate: float = 1e-3
     batch_size: int = 16
     optimizer: str = "adam"
-    use_sliding_window: bool = True
 
 
 @dataclass
@@ -88,6 +87,9 @@ class PhysicalTrainerConfig:
     abs_tol: float = 1e-6
     max_iterations: int = 5
     suppress_convergence_errors: bool = False
+    # optimise the observed sims' initial states with theta (removes the errors-in-variables
+    # bias of rollouts from noisy starts); frame 0 then counts as an observed frame
+    fit_initial_state: bool = True
 
 
 @dataclass

@@ -20,24 +20,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Dataset:
-    """Full clean trajectories per split (``[N, T+1, C, *spatial]``) and the training observations."""
+    """What a run may use: the training *observations* (never the full training trajectories, see
+    :mod:`hyco.data.observe`) and the full clean val/test trajectories (``[N, T+1, C, *spatial]``)."""
 
-    train: torch.Tensor
+    observations: Observations
     val: torch.Tensor
     test: torch.Tensor
-    observations: Observations
     cache_file: Path | None = None
 
 
 def split(trajectories: torch.Tensor, cfg: RunConfig, cache_file: Path | None = None) -> Dataset:
     tp = cfg.trainer_params
-    train = trajectories[tp.train_sim]
-    obs = observe(train, cfg.data.observation, generator(cfg.data.seed, 2))
+    obs = observe(trajectories[tp.train_sim], cfg.data.observation, generator(cfg.data.seed, 2))
     return Dataset(
-        train=train,
+        observations=obs,
         val=trajectories[tp.val_sim],
         test=trajectories[tp.test_sim] if tp.test_sim else trajectories[:0],
-        observations=obs,
         cache_file=cache_file,
     )
 
@@ -46,6 +44,6 @@ def build_dataset(
     cfg: RunConfig, problem: Problem, progress: Callable[[int], None] | None = None
 ) -> Dataset:
     """Load (or simulate and cache) the trajectories, split them, apply the observation model."""
-    trajectories, path, hit = load_or_simulate(problem, cfg.data, progress=progress)
+    trajectories, path, hit = load_or_simulate(problem, cfg.data, cfg.run_params.dtype, progress=progress)
     log.info("data %s %s", "loaded from" if hit else "simulated into", path)
     return split(trajectories, cfg, path)

@@ -1,7 +1,7 @@
 """Simulate trajectories of a problem at its true parameters and cache them on disk.
 
 The cache file name is a hash of everything that generated the data (problem config, number
-of simulations and steps, seed, format version); the file stores that key and a checksum of
+of simulations and steps, seed, floating-point precision, format version); the file stores that key and a checksum of
 the array, so a corrupt file or one from another configuration is rebuilt, never used.
 """
 
@@ -16,16 +16,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from phiml import math
 
 from hyco.config.schema import DataConfig, PhysicalModelConfig
 from hyco.physics import Problem
 from hyco.runtime import generator
 
-FORMAT_VERSION = 2  # 2: Burgers advection sign fixed
+FORMAT_VERSION = 3  # 2: Burgers advection sign fixed; 3: dtype in the key, stored in that dtype
 log = logging.getLogger(__name__)
 
 
-def generation_record(data: DataConfig, physical: PhysicalModelConfig) -> dict:
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def generation_record(data: DataConfig, physical: PhysicalModelConfig, dtype: str) -> dict:
     """Everything that decides the simulated numbers (observation settings do not)."""
     physical_record = asdict(physical)
     physical_record.pop("jit")  # tracing gives the same forward numbers (checked in tests)
@@ -35,11 +39,12 @@ def generation_record(data: DataConfig, physical: PhysicalModelConfig) -> dict:
         "num_simulations": data.num_simulations,
         "num_steps": data.num_steps,
         "seed": data.seed,
+        "dtype": dtype,
     }
 
 
-def dataset_key(data: DataConfig, physical: PhysicalModelConfig) -> str:
-    text = json.dumps(generation_record(data, physical), sort_keys=True)
+def dataset_key(data: DataConfig, physical: PhysicalModelConfig, dtype: str) -> str:
+    text = json.dumps(generation_record(data, physical, dtype), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -51,14 +56,22 @@ def initial_states(problem: Problem, data: DataConfig) -> torch.Tensor:
 def simulate(
     problem: Problem,
     data: DataConfig,
+    dtype: str,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """All trajectories ``[N, num_steps + 1, C, *spatial]`` (frame 0 = initial state)."""
-    initial = initial_states(problem, data)
-    theta = problem.truth.to(torch.float32)
+    """All trajectories ``[N, num_steps + 1, C, *spatial]`` (frame 0 = initial state) in ``dtype``.
+
+    The precision is set here for the simulation alone, so the numbers do not depend on the
+    process-wide precision of whichever command fills the cache.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype is {dtype!r}, but must be one of {sorted(DTYPES)}")
+    torch_dtype = DTYPES[dtype]
+    initial = initial_states(problem, data).to(torch_dtype)
+    theta = problem.truth.to(torch_dtype)
     parts = []
-    with torch.no_grad():
+    with torch.no_grad(), math.precision(64 if torch_dtype == torch.float64 else 32):
         for start in range(0, len(initial), batch_size):
             x0 = initial[start : start + batch_size]
             frames = problem.rollout(x0, theta, data.num_steps)
@@ -80,28 +93,32 @@ def _checksum(array: torch.Tensor) -> str:
     return hashlib.sha256(array.numpy().tobytes()).hexdigest()
 
 
-def cache_path(data: DataConfig, physical: PhysicalModelConfig) -> Path:
+def cache_path(data: DataConfig, physical: PhysicalModelConfig, dtype: str) -> Path:
     root = Path(os.path.expandvars(data.cache_dir)).expanduser().resolve()
-    return root / physical.name / f"{dataset_key(data, physical)}.pt"
+    return root / physical.name / f"{dataset_key(data, physical, dtype)}.pt"
 
 
 def load_or_simulate(
     problem: Problem,
     data: DataConfig,
+    dtype: str,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, Path, bool]:
-    """Trajectories from the cache when valid, else simulated and cached. Returns (array, path, hit)."""
-    path = cache_path(data, problem.cfg)
-    key = dataset_key(data, problem.cfg)
+    """Trajectories from the cache when valid, else simulated and cached. Returns (array, path, hit).
+
+    ``dtype`` (``run_params.dtype``) is part of the key: float32 and float64 data differ.
+    """
+    path = cache_path(data, problem.cfg, dtype)
+    key = dataset_key(data, problem.cfg, dtype)
     if path.exists():
         cached = _read_valid(path, key)
         if cached is not None:
             return cached, path, True
-    trajectories = simulate(problem, data, progress=progress)
+    trajectories = simulate(problem, data, dtype, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "key": key,
-        "record": generation_record(data, problem.cfg),
+        "record": generation_record(data, problem.cfg, dtype),
         "checksum": _checksum(trajectories),
         "trajectories": trajectories,
     }

@@ -1,7 +1,16 @@
-"""Observation model for training data: spatial mask, relative noise, temporal stride, few sims.
+"""The observation model: what the learners of a training simulation are allowed to see.
 
-Validation and test sims are always scored on full, clean fields. Rollouts start from full
-(noisy) initial states: the mask hides targets from the loss, not the initial conditions.
+The contract (DESIGN.md, "observation model"):
+
+* frame 0 of each observed training simulation is known in full (with the measurement noise);
+* after it, only the points inside the spatial ``mask`` of every ``stride``-th frame are known,
+  with noise of standard deviation ``noise * max|observed u|`` of that simulation;
+* nothing else: hidden values are zeroed *here*, so no loss, model input or interaction
+  initial state downstream can depend on them. A training run is bitwise unchanged when every
+  hidden value of the simulated trajectories is changed (``tests/test_observation_contract.py``).
+
+Validation and test simulations are scored on full, clean fields (they are other simulations,
+never training inputs).
 """
 
 from __future__ import annotations
@@ -17,11 +26,14 @@ from hyco.config.schema import ObservationConfig
 class Observations:
     """Training observations.
 
-    frames: ``[N, T', C, *spatial]`` observed frames (every ``stride``-th frame, noise added)
+    initial: ``[N, C, *spatial]`` frame 0 of each observed simulation (full, noisy)
+    frames: ``[N, T', C, *spatial]`` observed frames ``stride, 2 stride, ..., T' stride``;
+        zero outside ``mask``
     mask: ``[*spatial]`` float, 1 where a point is observed
     stride: simulated frames between two observed ones
     """
 
+    initial: torch.Tensor
     frames: torch.Tensor
     mask: torch.Tensor
     stride: int
@@ -29,6 +41,11 @@ class Observations:
     @property
     def observed_fraction(self) -> float:
         return float(self.mask.mean())
+
+    @property
+    def num_frames(self) -> int:
+        """Simulated frames spanned by the observations (rollout length from frame 0)."""
+        return self.frames.shape[1] * self.stride
 
 
 def spatial_mask(cfg: ObservationConfig, array_shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
@@ -48,13 +65,17 @@ def spatial_mask(cfg: ObservationConfig, array_shape: tuple[int, ...], gen: torc
 
 
 def observe(trajectories: torch.Tensor, cfg: ObservationConfig, gen: torch.Generator) -> Observations:
-    """Training-split trajectories ``[N, T+1, C, *spatial]`` -> what the learner is allowed to see."""
+    """Training-split trajectories ``[N, T+1, C, *spatial]`` -> what the learners may see."""
     if cfg.num_sims is not None:
         trajectories = trajectories[: cfg.num_sims]
-    frames = trajectories[:, :: cfg.stride].clone()
-    mask = spatial_mask(cfg, tuple(frames.shape[3:]), gen)
+    mask = spatial_mask(cfg, tuple(trajectories.shape[3:]), gen)
+    initial = trajectories[:, 0].clone()
+    frames = trajectories[:, cfg.stride :: cfg.stride] * mask  # hidden values are gone from here on
     if cfg.noise > 0:
-        scale = trajectories.abs().flatten(1).amax(dim=1)  # max|u| per trajectory
-        sigma = (cfg.noise * scale).reshape(-1, *[1] * (frames.dim() - 1))
-        frames = frames + sigma * torch.randn(frames.shape, generator=gen)
-    return Observations(frames=frames, mask=mask, stride=cfg.stride)
+        n = len(initial)
+        visible_max = torch.maximum(initial.abs().flatten(1).amax(1), frames.abs().flatten(1).amax(1))
+        sigma = cfg.noise * visible_max
+        initial = initial + sigma.reshape(n, *[1] * (initial.dim() - 1)) * torch.randn(initial.shape, generator=gen)
+        noise = torch.randn(frames.shape, generator=gen)
+        frames = frames + sigma.reshape(n, *[1] * (frames.dim() - 1)) * noise * mask
+    return Observations(initial=initial, frames=frames, mask=mask, stride=cfg.stride)

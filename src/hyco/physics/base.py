@@ -8,6 +8,7 @@ A problem is a differentiable simulator P_theta. Learnable parameters are a flat
 
 from __future__ import annotations
 
+import math as pymath
 import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -87,8 +88,26 @@ class Problem(ABC):
         self.ndim = len(self.resolution)
         #: seconds spent converting between arrays and PhiFlow fields in `rollout` (a seed metric)
         self.conversion_seconds = 0.0
-        self._jit_frame = math.jit_compile(self._frame)
+        self._jit_frame = math.jit_compile(self._frame, auxiliary_args="substeps")
         self.setup()
+        self._check_bounds()
+
+    @property
+    def frame_dt(self) -> float:
+        """Time between two stored frames: ``dt * substeps`` as configured."""
+        return self.cfg.dt * self.cfg.substeps
+
+    def _check_bounds(self) -> None:
+        lo, hi = self.parameter_bounds()
+        for name, values in (("guess", self.guess), ("truth", self.truth)):
+            outside = [i for i in range(len(values)) if not lo[i] <= values[i] <= hi[i]]
+            if outside:
+                i = outside[0]
+                raise ConfigError(
+                    f"model.physical.params: {self.labels[i]} {name} is {float(values[i]):.6g}, but must be in "
+                    f"[{float(lo[i]):.6g}, {float(hi[i]):.6g}] for {self.name} with this dt and grid "
+                    f"(bounds: {self.bounds_rule})"
+                )
 
     def parameter_sizes(self) -> dict[str, int | None]:
         """Learnable parameters for these options (names -> entries, None: any number >= 1)."""
@@ -130,6 +149,31 @@ class Problem(ABC):
         """Hook for problem-specific precomputation after validation."""
         return None
 
+    #: how far (in multiples of ``cfg.substeps``) a rollout may refine its time step to stay stable
+    max_substep_factor: ClassVar[int] = 16
+    #: what the bounds of :meth:`parameter_bounds` stand for (said in error messages)
+    bounds_rule: ClassVar[str] = "guess / 1000 to guess * 1000"
+
+    def parameter_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, hi) float64 vectors ordered as ``labels``; the optimiser keeps theta inside.
+
+        Explicit schemes declare the range in which :meth:`stable_substeps` can keep a rollout
+        stable with at most ``max_substep_factor * cfg.substeps`` steps per frame.
+        """
+        return self.guess / 1000, self.guess * 1000
+
+    def stable_substeps(self, initial: torch.Tensor, theta: torch.Tensor) -> int:
+        """Steps per frame that keep the scheme stable at ``theta`` (never fewer than configured).
+
+        ``initial`` is the rollout's start (for velocity-dependent limits). Default: as configured.
+        """
+        return self.cfg.substeps
+
+    def _substeps_within_limit(self, needed: float) -> int:
+        """``needed`` steps per frame rounded up, at least ``cfg.substeps``, capped at the factor."""
+        limit = self.max_substep_factor * self.cfg.substeps
+        return int(min(max(self.cfg.substeps, pymath.ceil(needed - 1e-9)), limit))
+
     # ----- the problem-specific part -------------------------------------------------------
 
     @property
@@ -155,25 +199,30 @@ class Problem(ABC):
         """PhiFlow state -> state array (inverse of ``to_state``)."""
 
     @abstractmethod
-    def step(self, state: Any, theta: torch.Tensor) -> Any:
-        """Advance ``state`` by one time step ``cfg.dt`` with parameters ``theta`` (flat vector)."""
+    def step(self, state: Any, theta: torch.Tensor, dt: float) -> Any:
+        """Advance ``state`` by one time step ``dt`` with parameters ``theta`` (flat vector)."""
 
     # ----- shared -----------------------------------------------------------------------------
 
-    def _frame(self, state: Any, theta: math.Tensor) -> Any:
-        """``substeps`` steps: one stored frame. Traced once per shape when ``jit`` is on."""
+    def _frame(self, state: Any, theta: math.Tensor, substeps: int) -> Any:
+        """``substeps`` steps of ``frame_dt / substeps``: one stored frame. Traced once per shape
+        and number of substeps when ``jit`` is on."""
         native = theta.native(["param"])
-        for _ in range(self.cfg.substeps):
-            state = self.step(state, native)
+        dt = self.cfg.dt if substeps == self.cfg.substeps else self.frame_dt / substeps
+        for _ in range(substeps):
+            state = self.step(state, native, dt)
         return state
 
     def rollout(self, initial: torch.Tensor, theta: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Frames 1..num_frames after ``initial``: ``[B, num_frames, C, *spatial]``; differentiable.
 
-        Frames run through ``math.jit_compile`` (about 10x faster on the CPU for burgers) unless a
-        gradient is needed and ``cfg.jit`` is off; theta is passed as an argument, never
-        captured, so gradients flow through the trace.
+        Each frame takes :meth:`stable_substeps` steps (the configured number wherever that is
+        stable, so data and model share one discretisation at the truth). Frames run through
+        ``math.jit_compile`` (about 10x faster on the CPU for burgers) unless a gradient is needed
+        and ``cfg.jit`` is off; theta is passed as an argument, never captured, so gradients flow
+        through the trace.
         """
+        substeps = self.stable_substeps(initial.detach(), theta.detach())
         tic = time.perf_counter()
         state = self.to_state(initial)
         converting = time.perf_counter() - tic
@@ -184,7 +233,7 @@ class Problem(ABC):
         theta_tensor = math.tensor(theta, channel(param=",".join(self.labels)))
         frames = []
         for _ in range(num_frames):
-            state = frame(state, theta_tensor)
+            state = frame(state, theta_tensor, substeps=substeps)
             tic = time.perf_counter()
             frames.append(self.to_array(state))
             converting += time.perf_counter() - tic

@@ -32,9 +32,30 @@ class Burgers(Problem):
     ranks = (1, 2)
     periodic = True
 
+    bounds_rule = "where at most 16x the configured substeps keep the explicit scheme stable"
+
     def setup(self) -> None:
         size = float(self.options["domain_size"])
         self.bounds = Box(**{name: size for name in spatial_names(self.ndim)})
+        self.dx = size / max(self.resolution)
+
+    def _stable_dt(self, viscosity: float, max_velocity: float) -> float:
+        """Forward Euler with central differences (von Neumann, 90 % margin): diffusion needs
+        ``nu dt / dx^2 <= 1 / (2 ndim)``, central advection ``dt <= 2 nu / (ndim max|u|^2)``."""
+        diffusion = self.dx**2 / (2 * self.ndim * viscosity)
+        advection = 2 * viscosity / (self.ndim * max_velocity**2) if max_velocity > 0 else pymath.inf
+        return 0.9 * min(diffusion, advection)
+
+    def parameter_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = self.max_substep_factor * self.cfg.substeps
+        u_ref = 1.5 * float(self.options["max_velocity"])  # noisy starts exceed max_velocity a little
+        hi = 0.9 * self.dx**2 / (2 * self.ndim) * steps / self.frame_dt
+        lo = self.ndim * u_ref**2 * self.frame_dt / (2 * 0.9 * steps)
+        return torch.tensor([lo], dtype=torch.float64), torch.tensor([hi], dtype=torch.float64)
+
+    def stable_substeps(self, initial: torch.Tensor, theta: torch.Tensor) -> int:
+        u_max = float(initial.abs().max()) if initial.numel() else 0.0
+        return self._substeps_within_limit(self.frame_dt / self._stable_dt(float(theta[0]), u_max))
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -68,7 +89,7 @@ class Burgers(Problem):
     def to_array(self, state: Field) -> torch.Tensor:
         return centered_to_tensor(state)
 
-    def step(self, state: Field, theta: torch.Tensor) -> Field:
+    def step(self, state: Field, theta: torch.Tensor, dt: float) -> Field:
         viscosity = math.wrap(theta[0])
         rate = diffuse.differential(state, viscosity) + advect.differential(state, state)  # advect gives -(u.grad)u
-        return state + self.cfg.dt * rate
+        return state + dt * rate

@@ -3,7 +3,8 @@
 kappa(x) = kappa0 + sum_i a_i exp(-|x - c_i|^2 / (2 w^2)); the bump amplitudes ``amplitudes``
 are learnable; the centres ``c_i`` are options, or learnable too with ``learn_centres: true``
 (then ``params.centres`` holds x0, y0, x1, y1, ...). The width ``w`` is an option. Conservative flux form on cell
-faces, explicit Euler (stable for dt < dx^2 / (4 max kappa)).
+faces, explicit Euler (stable for dt < dx^2 / (4 max kappa)); a rollout takes more steps per
+frame where theta needs them (:meth:`Heat.stable_substeps`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Heat(Problem):
     }
     ranks = (2,)
     periodic = True
+    bounds_rule = "amplitudes where at most 16x the configured substeps keep the explicit scheme stable, centres in (0, 1]"
 
     def parameter_sizes(self) -> dict[str, int | None]:
         if self.options["learn_centres"]:
@@ -62,6 +64,23 @@ class Heat(Problem):
         self.bounds = Box(x=1, y=1)
         ny, nx = self.array_shape
         self.ys, self.xs = torch.meshgrid((torch.arange(ny) + 0.5) / ny, (torch.arange(nx) + 0.5) / nx, indexing="ij")
+
+    def _stable_dt(self, kappa_max: float) -> float:
+        """Forward Euler, 5-point flux form: ``dt <= 1 / (2 kappa (1/dx^2 + 1/dy^2))``, 90 % margin."""
+        inverse_dx2 = sum(n**2 for n in self.resolution)  # unit square: 1/dx^2 = nx^2
+        return 0.9 / (2 * kappa_max * inverse_dx2)
+
+    def parameter_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = self.max_substep_factor * self.cfg.substeps
+        kappa_limit = 0.9 / (2 * sum(n**2 for n in self.resolution)) * steps / self.frame_dt
+        amp_hi = (kappa_limit - float(self.options["kappa0"])) / self.num_bumps  # the bumps may overlap
+        lo = [1e-6] * self.num_bumps + [1e-3] * (len(self.labels) - self.num_bumps)
+        hi = [amp_hi] * self.num_bumps + [1.0] * (len(self.labels) - self.num_bumps)
+        return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+
+    def stable_substeps(self, initial: torch.Tensor, theta: torch.Tensor) -> int:
+        kappa_max = float(self.diffusivity(theta.to(torch.float64)).max())
+        return self._substeps_within_limit(self.frame_dt / self._stable_dt(kappa_max))
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -111,7 +130,7 @@ class Heat(Problem):
     def to_array(self, state: Field) -> torch.Tensor:
         return centered_to_tensor(state)
 
-    def step(self, state: Field, theta: torch.Tensor) -> Field:
+    def step(self, state: Field, theta: torch.Tensor, dt: float) -> Field:
         kappa = math.tensor(self.diffusivity(theta).T, spatial("x,y"))
         temp = state.values
         rate = 0
@@ -121,4 +140,4 @@ class Heat(Problem):
             flux = 0.5 * (k_here + k_ahead) * (ahead - here) / dx  # on the face between i and i+1
             behind, flux_here = math.shift(flux, (-1, 0), dims=axis, padding=extrapolation.PERIODIC, stack_dim=None)
             rate = rate + (flux_here - behind) / dx
-        return state.with_values(temp + self.cfg.dt * rate)
+        return state.with_values(temp + dt * rate)

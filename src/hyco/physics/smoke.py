@@ -81,9 +81,8 @@ class Smoke(Problem):
         rho = torch.nn.functional.pad(rho, (0, vel.shape[-1] - rho.shape[-1], 0, vel.shape[-2] - rho.shape[-2]))
         return torch.cat([rho, vel], dim=1)
 
-    def step(self, state: tuple[Field, Field], theta: torch.Tensor) -> tuple[Field, Field]:
+    def step(self, state: tuple[Field, Field], theta: torch.Tensor, dt: float) -> tuple[Field, Field]:
         density, velocity = state
-        dt = self.cfg.dt
         buoyancy = math.wrap(theta[0])
         density = advect.mac_cormack(density, velocity, dt)
         force = field.resample(density * math.vec(x=0, y=1), to=velocity) * buoyancy

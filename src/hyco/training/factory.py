@@ -7,6 +7,7 @@ import torch
 from hyco.config.schema import RunConfig
 from hyco.data import Dataset
 from hyco.errors import ConfigError
+from hyco.runtime import configure
 from hyco.training.hybrid import HybridTrainer, PhysicsOnlyTrainer, SyntheticTrainer
 
 
@@ -40,4 +41,7 @@ class TrainerFactory:
 def create_trainer(
     cfg: RunConfig, device: str | torch.device | None = None, dataset: Dataset | None = None
 ) -> HybridTrainer:
-    return TrainerFactory.create(cfg, device=device, dataset=dataset)
+    """Set the process-wide numeric state for ``cfg`` (:func:`hyco.runtime.configure`), then build
+    the trainer named by ``run_params.model_type``."""
+    default_device = configure(cfg.run_params)
+    return TrainerFactory.create(cfg, device=device if device is not None else default_device, dataset=dataset)

@@ -4,7 +4,7 @@ One epoch (DESIGN.md, "HYCO, precisely"), read top to bottom in :meth:`HybridTra
 
 1. warm-up (epoch < warmup_epochs): S fits the observed data only;
 2. synthetic step: Adam on  alpha * L_data(S) + (1 - alpha) * L_int(S, P);
-   physical step every ``interleave_frequency`` epochs: L-BFGS-B on
+   physical step every ``interleave_frequency`` epochs, against the S just updated: L-BFGS-B on
    alpha * L_data(P) + (1 - alpha) * L_int(P, S), warm-started, a few iterations;
 3. validation: full-length rollouts of S and P on the val sims, parameter error.
 
@@ -18,36 +18,31 @@ import logging
 import math as pymath
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
-from phi import math
 
 from hyco.config.schema import RunConfig
 from hyco.data import Dataset, build_dataset
+from hyco.data.generate import DTYPES
 from hyco.errors import TrainingError
 from hyco.models import make_model
 from hyco.physics import make_problem
-from hyco.runtime import configure, generator, use_device
-from hyco.training.losses import make_windows, masked_nmse, relative_l2, select_observed
+from hyco.runtime import generator, require_precision, resolve_device
+from hyco.training.losses import masked_nmse, relative_l2, select_observed
 from hyco.training.physical import PhysicalStep, PhysicalTrainer
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class HybridBatch:
-    """Everything one epoch trains on; the other model's predictions carry no gradient."""
-
-    data_initial: torch.Tensor  # [W, C, *S] window starts (full, noisy)
-    data_targets: torch.Tensor  # [W, n, C, *S] observed frames
-    interaction_initial: torch.Tensor  # [M, C, *S] real and fresh random ICs
-    physical_predictions: torch.Tensor | None  # [M, n*stride, C, *S] P's rollouts, for S
-    synthetic_predictions: torch.Tensor | None  # [M, n*stride, C, *S] S's rollouts, for P
-
-
 class HybridTrainer:
-    """HYCO on one problem; ``fit()`` yields one metrics dict per epoch."""
+    """HYCO on one problem; ``fit()`` yields one metrics dict per epoch.
+
+    Training data are the observations alone (:mod:`hyco.data.observe`): rollouts of both models
+    start at frame 0 of each observed simulation and are compared with the observed points of
+    later frames. S is unrolled over the whole observed horizon in segments of
+    ``num_predict_steps`` observed frames (truncated backpropagation: the next segment starts
+    from S's own, detached prediction), so no window ever starts from a hidden value.
+    """
 
     name = "hybrid"
     trains_synthetic = True
@@ -56,19 +51,16 @@ class HybridTrainer:
     def __init__(self, cfg: RunConfig, device: str | torch.device | None = None, dataset: Dataset | None = None):
         self.cfg = cfg
         self.tp = cfg.trainer_params
-        default_device = configure(cfg.run_params)
-        self.device = torch.device(device) if device is not None else default_device
-        use_device(self.device)
-        self.dtype = torch.float64 if cfg.run_params.dtype == "float64" else torch.float32
-        math.set_global_precision(64 if self.dtype == torch.float64 else 32)
+        self.device = torch.device(device) if device is not None else resolve_device(cfg.run_params)
+        self.dtype = DTYPES[cfg.run_params.dtype]
+        require_precision(cfg.run_params)
         self.problem = make_problem(cfg.model.physical)
         self.dataset = dataset if dataset is not None else build_dataset(cfg, self.problem)
         obs = self.dataset.observations
         self.stride = obs.stride
         self.mask = obs.mask.to(self.device, self.dtype)
-        initial, targets = make_windows(obs.frames, self.tp.num_predict_steps, self.tp.synthetic.use_sliding_window)
-        self.data_initial = initial.to(self.device, self.dtype)
-        self.data_targets = targets.to(self.device, self.dtype)
+        self.initial = obs.initial.to(self.device, self.dtype)  # [N, C, *S] frame 0, full
+        self.targets = obs.frames.to(self.device, self.dtype)  # [N, T', C, *S] observed points only
         self.val = self.dataset.val.to(self.device, self.dtype)
         torch.manual_seed(cfg.run_params.seed)
         syn = cfg.model.synthetic
@@ -91,7 +83,7 @@ class HybridTrainer:
 
     # ----- rollouts --------------------------------------------------------------------------------
 
-    def _generate_synthetic_rollout(self, initial: torch.Tensor, num_steps: int) -> torch.Tensor:
+    def synthetic_rollout(self, initial: torch.Tensor, num_steps: int) -> torch.Tensor:
         """S applied autoregressively: ``[B, num_steps, C, *S]`` (differentiable unless no_grad)."""
         frames = []
         state = initial
@@ -100,76 +92,85 @@ class HybridTrainer:
             frames.append(state)
         return torch.stack(frames, dim=1)
 
-    def _generate_physical_rollout(
-        self, initial: torch.Tensor, num_steps: int, theta: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def physical_rollout(self, initial: torch.Tensor, num_steps: int, theta: torch.Tensor | None = None) -> torch.Tensor:
         """P_theta from ``initial``: ``[B, num_steps, C, *S]``, fields converted to arrays."""
         theta = self.physical.theta if theta is None else theta
         return self.problem.rollout(initial, theta.to(self.device, self.dtype), num_steps)
 
-    def _interaction_initial_states(self, epoch: int) -> torch.Tensor:
-        """Real ICs (window starts of the observed sims) and fresh random ICs, full domain."""
-        real = self.data_initial
+    def interaction_initial_states(self, epoch: int) -> torch.Tensor:
+        """Where the two models are compared: frame 0 of the observed sims (known in full) and
+        ``num_random_ics`` fresh random initial states, drawn anew every epoch."""
         fresh_count = self.tp.num_random_ics
         if fresh_count == 0:
-            return real
+            return self.initial
         fresh = self.problem.sample_initial(fresh_count, generator(self.cfg.run_params.seed, 3, epoch))
-        return torch.cat([real, fresh.to(self.device, self.dtype)])
+        return torch.cat([self.initial, fresh.to(self.device, self.dtype)])
 
-    def _prepare_hybrid_training_data(self, epoch: int, synthetic_step: bool, physical_step: bool) -> HybridBatch:
-        """Interaction targets for this epoch: P's rollouts for S, S's rollouts for P (no grad)."""
-        interaction = self._interaction_initial_states(epoch)
-        steps = self.tp.num_predict_steps * self.stride
-        coupled = self.alpha < 1
-        with torch.no_grad():
-            physical = self._generate_physical_rollout(interaction, steps) if coupled and synthetic_step else None
-            synthetic = self._generate_synthetic_rollout(interaction, steps) if coupled and physical_step else None
-        return HybridBatch(self.data_initial, self.data_targets, interaction, physical, synthetic)
+    @property
+    def interaction_steps(self) -> int:
+        return self.tp.num_predict_steps * self.stride
 
     # ----- the two steps ---------------------------------------------------------------------------
 
-    def _train_synthetic_epoch(self, batch: HybridBatch, alpha: float, epoch: int) -> float:
-        """One pass of Adam over the observed windows; returns the mean training loss."""
+    def train_synthetic(self, alpha: float, epoch: int, interaction: torch.Tensor | None) -> float:
+        """One pass of Adam over the observed sims; returns the mean training loss.
+
+        Each optimiser step trains one segment of ``num_predict_steps`` observed frames of a batch
+        of sims on ``alpha * L_data(S) + (1 - alpha) * L_int(S, P)``; P's predictions from the
+        ``interaction`` states (no gradient) are the interaction targets, taken in turn.
+        """
         self.model.train()
         size = self.tp.synthetic.batch_size
         gen = generator(self.cfg.run_params.seed, 4, epoch)
-        order = torch.randperm(len(batch.data_initial), generator=gen).to(self.device)
-        inter_order = torch.randperm(len(batch.interaction_initial), generator=gen).to(self.device)
-        steps = self.tp.num_predict_steps * self.stride
+        order = torch.randperm(len(self.initial), generator=gen).to(self.device)
+        coupled = alpha < 1 and interaction is not None
+        if coupled:
+            with torch.no_grad():
+                physical_targets = self.physical_rollout(interaction, self.interaction_steps)
+            inter_order = torch.randperm(len(interaction), generator=gen).to(self.device)
+        n, stride = self.tp.num_predict_steps, self.stride
         losses = []
-        for number, start in enumerate(range(0, len(order), size)):
+        for start in range(0, len(order), size):
             idx = order[start : start + size]
-            pred = select_observed(self._generate_synthetic_rollout(batch.data_initial[idx], steps), self.stride)
-            loss = masked_nmse(pred, batch.data_targets[idx], self.mask)
-            if alpha < 1 and batch.physical_predictions is not None:
-                m = len(inter_order)
-                pick = inter_order[torch.arange(number * size, number * size + min(size, m)) % m]
-                inter = self._generate_synthetic_rollout(batch.interaction_initial[pick], steps)
-                loss = alpha * loss + (1 - alpha) * masked_nmse(inter, batch.physical_predictions[pick])
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"the synthetic loss became {float(loss.detach())} at epoch {epoch + 1}; lower "
-                    f"trainer_params.synthetic.learning_rate (now {self.tp.synthetic.learning_rate})"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.optimizer.step()
-            losses.append(float(loss.detach()))
+            state = self.initial[idx]
+            for first in range(0, self.targets.shape[1], n):
+                targets = self.targets[idx, first : first + n]
+                pred = self.synthetic_rollout(state, targets.shape[1] * stride)
+                loss = masked_nmse(select_observed(pred, stride), targets, self.mask)
+                if coupled:
+                    m = len(inter_order)
+                    step_number = len(losses)
+                    pick = inter_order[torch.arange(step_number * size, step_number * size + min(size, m)) % m]
+                    inter = self.synthetic_rollout(interaction[pick], self.interaction_steps)
+                    loss = alpha * loss + (1 - alpha) * masked_nmse(inter, physical_targets[pick])
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"the synthetic loss became {float(loss.detach())} at epoch {epoch + 1}; lower "
+                        f"trainer_params.synthetic.learning_rate (now {self.tp.synthetic.learning_rate})"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.optimizer.step()
+                losses.append(float(loss.detach()))
+                state = pred[:, -1].detach()  # the next segment starts from S's own prediction
         return sum(losses) / len(losses)
 
-    def _optimize_physical_epoch(self, batch: HybridBatch, alpha: float) -> PhysicalStep:
-        """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S)."""
-        data_loss = self.physical.data_loss(batch.data_initial, batch.data_targets, self.mask, self.stride)
-        if alpha == 1 or batch.synthetic_predictions is None:
-            return self.physical.optimize(data_loss)
-        steps = batch.synthetic_predictions.shape[1]
+    def train_physical(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalStep:
+        """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S),
+        against S as it is now (after this epoch's synthetic step)."""
+        data_loss = self.physical.data_loss(self.initial, self.targets, self.mask, self.stride)
+        if alpha == 1 or interaction is None:
+            return self.physical.optimize(data_loss, initial=self.initial)
+        self.model.eval()
+        with torch.no_grad():
+            synthetic_targets = self.synthetic_rollout(interaction, self.interaction_steps)
 
-        def hybrid_loss(theta: torch.Tensor) -> torch.Tensor:
-            inter = self._generate_physical_rollout(batch.interaction_initial, steps, theta)
-            return alpha * data_loss(theta) + (1 - alpha) * masked_nmse(inter, batch.synthetic_predictions)
+        def hybrid_loss(theta: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+            inter = self.physical_rollout(interaction, self.interaction_steps, theta)
+            return alpha * data_loss(theta, start) + (1 - alpha) * masked_nmse(inter, synthetic_targets)
 
-        return self.physical.optimize(hybrid_loss)
+        return self.physical.optimize(hybrid_loss, initial=self.initial)
 
     # ----- validation ------------------------------------------------------------------------------
 
@@ -179,8 +180,8 @@ class HybridTrainer:
         initial, truth = trajectories[:, 0], trajectories[:, 1:]
         self.model.eval()
         with torch.no_grad():
-            synthetic = self._generate_synthetic_rollout(initial, truth.shape[1])
-            physical = self._generate_physical_rollout(initial, truth.shape[1])
+            synthetic = self.synthetic_rollout(initial, truth.shape[1])
+            physical = self.physical_rollout(initial, truth.shape[1])
         return {
             "loss_synthetic": float(relative_l2(synthetic, truth)),
             "loss_physical": float(relative_l2(physical, truth)),
@@ -201,15 +202,15 @@ class HybridTrainer:
         warmup = epoch < self.tp.warmup_epochs
         alpha = 1.0 if warmup else self.alpha
         physical_step = self.is_physical_epoch(epoch)
-        batch = self._prepare_hybrid_training_data(epoch, self.trains_synthetic, physical_step)
+        interaction = self.interaction_initial_states(epoch) if alpha < 1 else None
 
         t_syn = time.perf_counter()
-        train_loss = self._train_synthetic_epoch(batch, alpha, epoch) if self.trains_synthetic else pymath.nan
+        train_loss = self.train_synthetic(alpha, epoch, interaction) if self.trains_synthetic else pymath.nan
         t_syn = time.perf_counter() - t_syn
 
         step: PhysicalStep | None = None
-        if physical_step:
-            step = self._optimize_physical_epoch(batch, alpha)
+        if physical_step:  # in turns: against the S just updated
+            step = self.train_physical(alpha, interaction)
 
         val = self.evaluate(self.val)
         if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():

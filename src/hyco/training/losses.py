@@ -1,24 +1,8 @@
-"""Pure helpers shared by the trainers: training windows and the losses of DESIGN.md."""
+"""Pure helpers shared by the trainers: the losses of DESIGN.md and observed-frame selection."""
 
 from __future__ import annotations
 
 import torch
-
-
-def make_windows(frames: torch.Tensor, num_predict_steps: int, sliding: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Observed trajectories ``[N, T', C, *S]`` -> (initial ``[W, C, *S]``, targets ``[W, n, C, *S]``).
-
-    ``sliding`` starts a window at every observed frame that leaves ``n`` targets; otherwise
-    trajectories are cut into consecutive, non-overlapping windows.
-    """
-    n = num_predict_steps
-    last_start = frames.shape[1] - 1 - n
-    if last_start < 0:
-        raise ValueError(f"trajectories of {frames.shape[1]} frames are too short for {n}-step windows")
-    starts = range(0, last_start + 1) if sliding else range(0, last_start + 1, n)
-    initial = torch.cat([frames[:, s] for s in starts])
-    targets = torch.cat([frames[:, s + 1 : s + 1 + n] for s in starts])
-    return initial, targets
 
 
 def masked_nmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

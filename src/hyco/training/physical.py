@@ -1,8 +1,10 @@
 """PhysicalTrainer: fits the parameters theta of a problem with phiml's ``math.minimize``.
 
-theta is optimised in the scaled variable z = log(theta / guess), so every parameter is O(1)
-whatever its units (an unscaled nu ~ 0.01 makes L-BFGS-B's line search collapse and report a
-false "converged" at the initial guess) and stays positive. Losses are normalised MSEs.
+theta is optimised in a scaled, bounded variable z: log(theta) runs over the problem's bounds
+(:meth:`Problem.parameter_bounds`) as ``log lo + span * sigmoid(4 z / span)``, span = log(hi/lo). Every
+parameter is then O(1) in z whatever its units (an unscaled nu ~ 0.01 makes L-BFGS-B's line
+search collapse and report a false "converged" at the initial guess), stays positive, and
+never leaves the range where the problem's rollouts are stable. Losses are normalised MSEs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from hyco.training.losses import masked_nmse, select_observed
 
 log = logging.getLogger(__name__)
 
-LossFn = Callable[[torch.Tensor], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]  # loss(theta) or, fitting the initial states, loss(theta, initial)
 
 
 @dataclass
@@ -49,14 +51,22 @@ class PhysicalTrainer:
         self.problem = problem
         self.cfg = cfg
         self.theta = (problem.guess if theta is None else theta).to(torch.float64).clone()
+        lo, hi = problem.parameter_bounds()
+        self.log_lo, self.log_span = torch.log(lo), torch.log(hi) - torch.log(lo)
+        #: estimated frame 0 of the observed sims minus the observed (noisy) one, when fitted
+        self.initial_correction: torch.Tensor | None = None
 
     # ----- parametrisation ---------------------------------------------------------------------
 
     def to_scaled(self, theta: torch.Tensor) -> torch.Tensor:
-        return torch.log(theta.to(torch.float64) / self.problem.guess)
+        """theta -> z, with d log(theta) / dz = 1 mid-range (a unit step is a factor e, as for an
+        unbounded log); a theta on a bound maps to a finite z (sigmoid 1e-4 from it)."""
+        t = (torch.log(theta.to(torch.float64)) - self.log_lo) / self.log_span
+        return torch.logit(t.clamp(1e-4, 1 - 1e-4)) * self.log_span / 4
 
     def from_scaled(self, z: torch.Tensor) -> torch.Tensor:
-        return self.problem.guess.to(device=z.device, dtype=z.dtype) * torch.exp(z)
+        log_lo, span = self.log_lo.to(device=z.device, dtype=z.dtype), self.log_span.to(device=z.device, dtype=z.dtype)
+        return torch.exp(log_lo + span * torch.sigmoid(4 * z / span))
 
     def param_error(self, theta: torch.Tensor | None = None) -> float:
         """|theta - theta*| / |theta*| (vector norms)."""
@@ -66,8 +76,19 @@ class PhysicalTrainer:
 
     # ----- one optimisation -----------------------------------------------------------------------
 
-    def optimize(self, loss_fn: LossFn) -> PhysicalStep:
+    def estimated_initial(self, observed: torch.Tensor) -> torch.Tensor:
+        """The current estimate of frame 0 given the observed one (the observation itself at first)."""
+        if self.initial_correction is None or self.initial_correction.shape != observed.shape:
+            return observed
+        return observed + self.initial_correction.to(observed)
+
+    def optimize(self, loss_fn: LossFn, initial: torch.Tensor | None = None) -> PhysicalStep:
         """Minimise ``loss_fn(theta)`` (a torch scalar) starting from the current theta.
+
+        With ``initial`` (the observed frame 0 of the data sims) and ``fit_initial_state`` on,
+        the initial states are optimised with theta (errors in variables: a rollout from a noisy
+        start biases theta) and ``loss_fn(theta, estimated_initial)`` is called; the estimate is
+        kept for the next call. Its variables are the correction in units of each sim's RMS.
 
         Suppressed NotConverged: theta becomes the iterate at the cap. Unsuppressed: the error
         reaches the caller and theta is unchanged. Diverged: theta becomes the best point seen
@@ -76,15 +97,29 @@ class PhysicalTrainer:
         thread that keeps the interpreter alive).
         """
         start_time = time.perf_counter()
+        num_theta = len(self.problem.labels)
         z0 = self.to_scaled(self.theta)
+        joint = initial is not None and self.cfg.fit_initial_state
+        if joint:
+            scale = initial.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)
+            scale = scale.reshape(-1, *[1] * (initial.dim() - 1)).to(torch.float64)
+            correction = self.estimated_initial(initial).to(torch.float64) - initial.to(torch.float64)
+            z0 = torch.cat([z0, (correction / scale).flatten()])
         track: dict = {"best_loss": pymath.inf, "best_z": z0, "first": None, "error": None}
         # The loss is divided by its value at the start, so abs_tol and scipy's gradient test
         # are relative to where this step began (scipy compares reductions to max(|f|, 1)).
 
+        def evaluate(native: torch.Tensor) -> torch.Tensor:
+            theta = self.from_scaled(native[:num_theta])
+            if not joint:
+                return loss_fn(theta)
+            start = initial + (native[num_theta:].reshape(initial.shape) * scale).to(initial)
+            return loss_fn(theta, start)
+
         def objective(z: math.Tensor) -> math.Tensor:
             native = z.native(["param"])
             try:
-                loss = loss_fn(self.from_scaled(native))
+                loss = evaluate(native)
                 if not loss.requires_grad:
                     raise TrainingError(
                         "the physical loss does not depend on theta (detached, or computed under torch.no_grad?)"
@@ -106,7 +141,7 @@ class PhysicalTrainer:
         solve = Solve(
             self.cfg.method,
             abs_tol=self.cfg.abs_tol,
-            x0=math.tensor(z0.to(torch.float32), channel(param=",".join(self.problem.labels))),
+            x0=math.tensor(z0.to(torch.float32), channel(param=len(z0))),
             max_iterations=self.cfg.max_iterations,
             suppress=suppress,
         )
@@ -131,13 +166,16 @@ class PhysicalTrainer:
         if diverged:
             first = track["first"] if track["first"] is not None else pymath.inf
             if track["best_loss"] < first:
-                self.theta = self.from_scaled(track["best_z"])
+                z = track["best_z"]
                 kept = "the best theta seen"
             else:
                 kept = "theta unchanged"
-            log.warning("physical step diverged (%s); %s: %s", message, kept, self.theta.tolist())
-        elif z is not None and torch.isfinite(z).all():
-            self.theta = self.from_scaled(z)
+            log.warning("physical step diverged (%s); %s: %s", message, kept, self.from_scaled(z[:num_theta]).tolist()
+                        if z is not None else self.theta.tolist())
+        if z is not None and torch.isfinite(z).all():
+            self.theta = self.from_scaled(z[:num_theta])
+            if joint:
+                self.initial_correction = (z[num_theta:].reshape(initial.shape) * scale).to(initial.dtype)
         return PhysicalStep(
             theta=self.theta.clone(),
             loss_start=track["first"] if track["first"] is not None else pymath.nan,
@@ -155,19 +193,39 @@ class PhysicalTrainer:
     def data_loss(
         self, initial: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None, stride: int = 1
     ) -> LossFn:
-        """L_data(P): masked normalised rollout error of P from ``initial`` against ``targets``."""
-        num_frames = targets.shape[1] * stride
+        """L_data(P): masked normalised error of P's rollout from ``initial`` (frame 0) against the
+        observed ``targets`` ``[N, T', C, *S]`` (frames stride, 2 stride, ...).
 
-        def loss(theta: torch.Tensor) -> torch.Tensor:
-            pred = self.problem.rollout(initial, theta.to(initial.dtype), num_frames)
-            return masked_nmse(select_observed(pred, stride), targets, mask)
+        One rollout per simulation over the whole observed horizon: windows that restart from
+        later (noisy) frames would bias theta (errors in variables) and, with a mask, start
+        from hidden values.
+        With ``fit_initial_state`` the loss takes the estimated start as a second argument and
+        frame 0 counts as one more (fully) observed frame, so the estimate stays tied to it.
+        """
+        num_frames = targets.shape[1] * stride
+        observed_mask = torch.ones(targets.shape[-initial.dim() + 1 :]) if mask is None else mask.cpu()
+        weights = torch.cat([torch.ones_like(observed_mask)[None], observed_mask.expand(targets.shape[1], *observed_mask.shape)])
+        weights = weights[:, None].to(targets)  # [T'+1, 1, *S]: frame 0 in full, then the mask
+
+        def loss(theta: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+            if start is None:
+                pred = self.problem.rollout(initial, theta.to(initial.dtype), num_frames)
+                return masked_nmse(select_observed(pred, stride), targets, mask)
+            pred = self.problem.rollout(start, theta.to(initial.dtype), num_frames)
+            both = torch.cat([start[:, None], select_observed(pred, stride)], dim=1)
+            return masked_nmse(both, torch.cat([initial[:, None], targets], dim=1), weights)
 
         return loss
 
     # ----- checkpoints ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {"theta": self.theta.clone()}
+        state = {"theta": self.theta.clone()}
+        if self.initial_correction is not None:
+            state["initial_correction"] = self.initial_correction.clone()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.theta = state["theta"].to(torch.float64).clone()
+        correction = state.get("initial_correction")
+        self.initial_correction = None if correction is None else correction.clone()
