@@ -83,7 +83,7 @@ def steps_with_projection_input(
     state = problem.to_state(torch.tensor(initial, dtype=torch.float32)[None])
     after = []
     for _ in range(num_steps):
-        state = problem.step(state, torch.tensor([buoyancy]))
+        state = problem.step(state, torch.tensor([buoyancy]), problem.cfg.dt)
         after.append(problem.to_array(state)[0].double().numpy())
     assert len(before) == num_steps
     return before, after

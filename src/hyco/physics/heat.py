@@ -74,7 +74,7 @@ class Heat(Problem):
         steps = self.max_substep_factor * self.cfg.substeps
         kappa_limit = 0.9 / (2 * sum(n**2 for n in self.resolution)) * steps / self.frame_dt
         amp_hi = (kappa_limit - float(self.options["kappa0"])) / self.num_bumps  # the bumps may overlap
-        lo = [1e-6] * self.num_bumps + [1e-3] * (len(self.labels) - self.num_bumps)
+        lo = [1e-12] * self.num_bumps + [1e-3] * (len(self.labels) - self.num_bumps)
         hi = [amp_hi] * self.num_bumps + [1.0] * (len(self.labels) - self.num_bumps)
         return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
 
