@@ -63,3 +63,30 @@ def test_bad_input_is_one_clear_error(capsys):
     assert "trainer_params.alpha is 2.0, but must be in [0, 1]" in capsys.readouterr().err
     assert main(["train", "burgers_hybrid_quick_test", "trainer_params.warmup_epochs=50"]) == 2
     assert "trainer_params.warmup_epochs" in capsys.readouterr().err
+
+
+def test_same_run_with_and_without_hyco_data_first(tmp_path, capsys):
+    """The cache key holds the precision and `hyco data` simulates in the run's precision, so a run
+    gets the same numbers whichever command filled the cache, in float32 and in float64 (before,
+    `hyco data` simulated in whatever precision the process had: ~1e-7 apart under one key)."""
+    from phiml import math
+
+    from hyco.config import load_config
+    from hyco.training import create_trainer
+
+    def metrics(cache: str, dtype: str) -> list[dict]:
+        cfg = load_config("burgers_hybrid_quick_test", [f"data.cache_dir={cache}", *SMALL, f"run_params.dtype={dtype}"])
+        return [{k: v for k, v in m.items() if not k.startswith("time_")} for m in create_trainer(cfg).fit()]
+
+    before = math.get_precision()
+    try:
+        for dtype, other in (("float32", 64), ("float64", 32)):
+            direct = metrics(str(tmp_path / f"direct-{dtype}"), dtype)
+            math.set_global_precision(other)  # a process whose precision is not the run's
+            cache = tmp_path / f"data-first-{dtype}"
+            assert main(["data", "burgers_hybrid_quick_test", f"data.cache_dir={cache}", *SMALL,
+                         f"run_params.dtype={dtype}"]) == 0
+            assert "simulated" in capsys.readouterr().out
+            assert metrics(str(cache), dtype) == direct, dtype
+    finally:
+        math.set_global_precision(before)
