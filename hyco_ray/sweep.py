@@ -1,6 +1,7 @@
 """Run a sweep: Ray (embedded or a cluster), Optuna TPE + ASHA, resume, and the debug run.
 
-Embedded Ray is the default (``ray.init(num_cpus=...)`` on this machine). ``address`` (or the
+Embedded Ray is the default: a new Ray of its own on this machine (never one that happens to
+run on the host already). ``address`` (or the
 ``RAY_ADDRESS`` environment variable) joins a running cluster instead: ``auto`` finds a local
 one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
 and ``RAY_AUTH_TOKEN`` in the environment, see the README). A multi-node cluster needs a
@@ -94,7 +95,8 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
+        # "local": a new Ray of our own, even when another one runs on this host
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
         return True
     try:
         ray.init(address=address, log_to_driver=True)

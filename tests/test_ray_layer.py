@@ -1,0 +1,50 @@
+"""The Ray layer's start, stop and bookkeeping, cheap: no sweep runs here (those are in test_sweep.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from hyco_ray import sweep as sweep_mod  # noqa: E402
+
+
+def test_local_ray_never_joins_another_ray_on_the_host(monkeypatch):
+    """Issue 10.1: without address="local", ray.init joins a running Ray, then num_cpus raises."""
+    calls = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    assert sweep_mod.connect_ray(None, 2) is True
+    (kw,) = calls
+    assert kw["address"] == "local" and kw["num_cpus"] == 2
+
+
+@pytest.mark.slow
+def test_local_ray_starts_beside_another_ray_on_the_host(tmp_path):
+    """Issue 10.1 for real: another Ray (its own session) runs on this host; ours starts anyway."""
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / "ready"
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, sys, time, ray; ray.init(num_cpus=1, include_dashboard=False); "
+         f"pathlib.Path({str(ready)!r}).write_text('x'); time.sleep(120)"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while not ready.exists():
+            assert other.poll() is None and time.time() < deadline, "the other Ray did not start"
+            time.sleep(0.5)
+        assert sweep_mod.connect_ray(None, 2)
+        try:
+            assert ray.cluster_resources()["CPU"] == 2  # ours, not the other one (1 CPU)
+        finally:
+            ray.shutdown()
+    finally:
+        import os
+        import signal
+
+        os.killpg(other.pid, signal.SIGTERM)  # the session we started, nothing else
+        other.wait(timeout=60)
