@@ -71,6 +71,13 @@ def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
     return spec_from_dict(yaml.safe_load(path.read_text()))
 
 
+def _has_tune_state(exp_dir: str) -> bool:
+    """Tune wrote experiment state: trials ran. A start that failed before (only the spec) does not count."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(exp_dir)
+
+
 def prepare_data(spec: SweepSpec) -> str:
     """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit.
 
@@ -148,7 +155,8 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
     trainable = make_trainable(spec)
     if resume:
         if not tune.Tuner.can_restore(exp_dir):
-            raise SweepError(f"nothing to resume in {exp_dir} (no experiment state); start it without --resume")
+            raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
+                             "start it again without --resume")
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     storage_path, name = exp_dir.rsplit("/", 1)
     return tune.Tuner(
@@ -182,7 +190,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if resume:
         if local:
             spec = load_saved_spec(exp_dir)  # exactly what the interrupted sweep ran
-    elif local and (Path(exp_dir) / SPEC_FILE).exists():
+    elif local and _has_tune_state(exp_dir):
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
     # experiment-state snapshots every few seconds: a hard kill loses little

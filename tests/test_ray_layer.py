@@ -48,3 +48,21 @@ def test_local_ray_starts_beside_another_ray_on_the_host(tmp_path):
 
         os.killpg(other.pid, signal.SIGTERM)  # the session we started, nothing else
         other.wait(timeout=60)
+
+
+def test_a_failed_start_can_be_started_again(tmp_path, monkeypatch):
+    """Issue 10.2: Ray failed to start; the rerun must not claim the sweep exists (nor --resume work)."""
+    from sweep_util import write_space
+
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path))
+
+    def no_ray(*_):
+        raise sweep_mod.SweepError("Ray did not start")
+
+    monkeypatch.setattr(sweep_mod, "connect_ray", no_ray)
+    monkeypatch.setattr(sweep_mod, "prepare_data", lambda spec: "")
+    for _ in range(2):
+        with pytest.raises(sweep_mod.SweepError, match="Ray did not start"):
+            sweep_mod.run_sweep(spec)
