@@ -30,8 +30,11 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hyco.errors import HycoError
     from hyco.run import train_run
 
+    if args.resume and not args.run_dir:
+        raise HycoError("--resume needs --run-dir: the run directory to continue")
     cfg = _load(args)
     run_dir = Path(args.run_dir) if args.run_dir else (
         Path(cfg.run_params.output_dir) / f"{cfg.run_params.experiment_name}-{datetime.now():%Y%m%d-%H%M%S}"

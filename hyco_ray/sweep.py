@@ -231,7 +231,7 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
     params = sample_params(spec, seed)
     overrides = spec.trial_overrides(params)
     cfg = load_config(spec.base, overrides)
-    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug"
+    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug-{time.strftime('%Y%m%d-%H%M%S')}"
     print("debug run (no Ray) of one sampled configuration:")
     for key, value in params.items():
         print(f"  {key}={value}")

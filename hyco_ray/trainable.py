@@ -28,6 +28,7 @@ from ray import tune
 
 from hyco.config import config_to_yaml, load_config
 from hyco.errors import TrainingError
+from hyco.run import load_checkpoint
 from hyco.runtime import environment
 from hyco.training import create_trainer
 from hyco_ray.space import SweepSpec, spec_from_dict
@@ -83,7 +84,7 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            trainer.load_state_dict(torch.load(Path(ckpt_dir) / STATE_FILE, map_location=device, weights_only=False))
+            trainer.load_state_dict(load_checkpoint(Path(ckpt_dir) / STATE_FILE, map_location=device))
             if (Path(ckpt_dir) / HISTORY_FILE).exists():
                 reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
         restored_from = trainer.epoch
