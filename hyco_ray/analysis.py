@@ -2,7 +2,7 @@
 
 A trial's outcome: ``complete`` (ran all ``max_t`` epochs), ``stopped`` (ASHA ended it early;
 its rung is the number of epochs it finished), ``error`` (failed after its retries) or
-``diverged`` (training hit NaN; reported as the worst value, not retried) or ``unfinished``
+``diverged`` (a NaN or inf metric; reported as the worst value, not retried) or ``unfinished``
 (the sweep was interrupted; ``hyco tune --resume`` continues it).
 """
 
@@ -137,7 +137,7 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
     lines = [f"## sweep {spec.name}: {sweep.path}", ""]
     wall = f", wall time {wall_s:.0f} s" if wall_s is not None else ""
     lines.append(f"trials: {len(sweep.trials)} started of num_samples {spec.num_samples}: {counts['complete']} complete, "
-                 f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN), {counts['error']} errored, "
+                 f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN or inf), {counts['error']} errored, "
                  f"{counts['unfinished']} unfinished{wall}")
     try:
         best = sweep.best()

@@ -103,10 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message="Sparse")
-    from hyco.errors import HycoError
+    from hyco.errors import HycoError, TrainingError
 
     try:
         return args.func(args)
+    except TrainingError as exc:  # not a user mistake: the run itself failed (e.g. diverged)
+        print(f"hyco: error: {exc}", file=sys.stderr)
+        return 1
     except HycoError as exc:
         print(f"hyco: error: {exc}", file=sys.stderr)
         return 2

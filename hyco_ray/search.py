@@ -62,6 +62,8 @@ class PruningOptunaSearch(OptunaSearch):
         if result:
             # the result that made ASHA stop the trial never reached on_trial_result
             self._report(trial_id, result)
+        if result and "training_error" in result:
+            ot_trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
         if error:
             state, told = TrialState.FAIL, None
         elif value is None or not math.isfinite(float(value)):

@@ -28,7 +28,7 @@ from ray import tune
 
 from hyco.config import config_to_yaml, load_config
 from hyco.errors import TrainingError
-from hyco.run import load_checkpoint
+from hyco.run import check_finite, load_checkpoint
 from hyco.runtime import environment
 from hyco.training import create_trainer
 from hyco_ray.space import SweepSpec, spec_from_dict
@@ -94,6 +94,7 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
 
     try:
         for metrics in trainer.fit():
+            check_finite(metrics)
             if fail_once_at_epoch is not None and metrics["epoch"] == fail_once_at_epoch:
                 _fail_once(fail_once_at_epoch)
             row = {**metrics, **extra}
@@ -104,9 +105,10 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
                 (Path(tmp) / HISTORY_FILE).write_text(json.dumps(reported))
                 tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
     except TrainingError as exc:
-        # NaN: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
+        # NaN or inf: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
         worst = math.inf if spec.mode == "min" else -math.inf
-        tune.report({"epoch": trainer.epoch + 1, spec.metric: worst, "training_error": str(exc), **extra})
+        epoch = getattr(exc, "epoch", None) or trainer.epoch + 1
+        tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
 
 
 def _trial_dir() -> Path:

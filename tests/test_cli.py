@@ -134,3 +134,12 @@ def test_truncated_checkpoint_and_broken_yaml_are_one_line(tmp_path, capsys):
     broken.write_text("trainer_params:\n  alpha: [0.5\n  epochs: 3\n")
     assert main(["train", "--config-file", str(broken)]) == 2
     _one_line_error(capsys, "broken.yaml", "not valid YAML", "line")
+
+
+def test_an_infinite_val_loss_ends_the_run_as_diverged(tmp_path, cache_dir, capsys):
+    """Issue 11.2: learning_rate=1e5 exited 0 with "val_loss": Infinity."""
+    args = ["train", "burgers_hybrid_quick_test", f"data.cache_dir={cache_dir}", *SMALL,
+            "trainer_params.synthetic.learning_rate=1e5", "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "diverged (NaN or inf)" in err and "Traceback" not in err, err

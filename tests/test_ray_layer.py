@@ -66,3 +66,25 @@ def test_a_failed_start_can_be_started_again(tmp_path, monkeypatch):
     for _ in range(2):
         with pytest.raises(sweep_mod.SweepError, match="Ray did not start"):
             sweep_mod.run_sweep(spec)
+
+
+def test_a_trial_with_an_infinite_val_loss_is_diverged(tmp_path, monkeypatch):
+    """Issue 11.2: in a sweep that trial was "complete" in Tune and PRUNED in Optuna."""
+    from ray import tune
+    from sweep_util import write_space
+    from test_cli import SMALL
+
+    from hyco_ray import trainable
+    from hyco_ray.analysis import TrialRecord
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache",
+                                  overrides=[*SMALL, "trainer_params.synthetic.learning_rate=1e5"]))
+    reported = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", lambda row, checkpoint=None: reported.append(row))
+    trainable.run_trial({"trainer_params.alpha": 0.5, "trainer_params.physical.max_iterations": 1}, sweep=spec.to_dict())
+    final = reported[-1]
+    assert "diverged (NaN or inf)" in final["training_error"] and final["val_loss"] == float("inf")
+    assert TrialRecord("t", "TERMINATED", {}, reported, "").outcome(spec.max_t) == "diverged"

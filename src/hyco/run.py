@@ -31,6 +31,18 @@ def _json_safe(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not pymath.isfinite(v) else v) for k, v in metrics.items()}
 
 
+def check_finite(metrics: dict) -> dict:
+    """End a diverged run: a validation loss that is NaN or inf, or an infinite value anywhere (NaN
+    elsewhere means "not computed this epoch"). Every caller (``hyco train``, a sweep trial) uses it."""
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and (pymath.isinf(v) or (k.startswith("val_") and pymath.isnan(v)))]
+    if bad:
+        exc = TrainingError(f"diverged (NaN or inf) at epoch {metrics.get('epoch')}: "
+                            + ", ".join(f"{k}={metrics[k]}" for k in bad))
+        exc.epoch = metrics.get("epoch")
+        raise exc
+    return metrics
+
+
 def save_checkpoint(trainer: HybridTrainer, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(trainer.state_dict(), tmp)
@@ -88,6 +100,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progres
     try:
         with metrics_file.open("a") as out:
             for metrics in trainer.fit():
+                check_finite(metrics)
                 out.write(json.dumps(_json_safe(metrics)) + "\n")
                 out.flush()
                 save_checkpoint(trainer, checkpoint)
