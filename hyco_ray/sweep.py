@@ -145,14 +145,14 @@ def _reporter(spec: SweepSpec):
     )
 
 
-def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
+def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
     """A fresh Tuner, or the interrupted one restored from ``exp_dir``."""
     from ray import tune
 
     from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
     from hyco_ray.trainable import make_trainable, trial_name
 
-    trainable = make_trainable(spec)
+    trainable = make_trainable(spec, after_epoch)
     if resume:
         if not tune.Tuner.can_restore(exp_dir):
             raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
@@ -181,8 +181,11 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
     )
 
 
-def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None) -> SweepOutcome:
-    """Run (or resume) the sweep of a validated spec; returns the summary it printed."""
+def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None,
+              after_epoch=None) -> SweepOutcome:
+    """Run (or resume) the sweep of a validated spec; returns the summary it printed.
+
+    ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial."""
     from hyco_ray.analysis import load_sweep, summary_text
 
     exp_dir = experiment_dir(spec)
@@ -207,7 +210,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     tic = time.time()
     try:
         with _sigterm_as_ctrl_c():
-            build_tuner(spec, exp_dir, resume).fit()
+            build_tuner(spec, exp_dir, resume, after_epoch).fit()
     finally:
         if started:
             ray.shutdown()

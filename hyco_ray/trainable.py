@@ -6,9 +6,8 @@ it if torch can see one (CPU otherwise) and reports every epoch's metrics togeth
 checkpoint of ``trainer.state_dict()``. A retried or resumed trial loads its last checkpoint
 and continues with the next epoch.
 
-Test hook (failure injection): with ``HYCO_FAIL_ONCE_AT_EPOCH=k`` in the environment of
-``hyco tune``, every trial raises once, after computing epoch k and before reporting it; a
-marker file in the trial directory makes the retry go through. Never set it in real sweeps.
+Tests inject faults by passing ``after_epoch(epoch, trial_dir)``, called after each epoch is
+computed and before it is reported; production sweeps pass nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import math
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,6 @@ from hyco_ray.space import SweepSpec, spec_from_dict
 
 STATE_FILE = "trainer_state.pt"
 HISTORY_FILE = "history.json"
-FAIL_ENV = "HYCO_FAIL_ONCE_AT_EPOCH"
-FAIL_MARKER = ".hyco_injected_failure"
-
-
-class InjectedFailure(RuntimeError):
-    """Raised once per trial by the ``HYCO_FAIL_ONCE_AT_EPOCH`` test hook."""
-
 
 def cpu_share(spec: SweepSpec) -> int:
     """torch threads for this trial: the CPUs Ray reserved for it (at least 1)."""
@@ -69,7 +62,7 @@ def pick_device() -> tuple[str, dict[str, Any]]:
     return device, info
 
 
-def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | None = None) -> None:
+def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, Path], None] | None = None) -> None:
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     spec = spec_from_dict(sweep)
@@ -95,8 +88,8 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
     try:
         for metrics in trainer.fit():
             check_finite(metrics)
-            if fail_once_at_epoch is not None and metrics["epoch"] == fail_once_at_epoch:
-                _fail_once(fail_once_at_epoch)
+            if after_epoch is not None:
+                after_epoch(metrics["epoch"], _trial_dir())
             row = {**metrics, **extra}
             reported.append(row)
             with tempfile.TemporaryDirectory() as tmp:
@@ -126,25 +119,12 @@ def _write_trial_config(text: str) -> None:
         pass
 
 
-def _fail_once(epoch: int) -> None:
-    marker = _trial_dir() / FAIL_MARKER
-    if not marker.exists():
-        marker.write_text(str(epoch))
-        raise InjectedFailure(f"injected failure at epoch {epoch} ({FAIL_ENV}); the retry continues from the checkpoint")
-
-
-def fail_once_setting() -> int | None:
-    """The failure-injection hook's epoch, read in the driver and handed to every trial."""
-    value = os.environ.get(FAIL_ENV)
-    return int(value) if value else None
-
-
 def trial_name(trial: Any) -> str:
     """Short trial (and directory) names: ``trial_<id>``."""
     return f"trial_{trial.trial_id}"
 
 
-def make_trainable(spec: SweepSpec):
-    """The trainable with the spec bound and the trial's resources attached."""
-    bound = tune.with_parameters(run_trial, sweep=spec.to_dict(), fail_once_at_epoch=fail_once_setting())
+def make_trainable(spec: SweepSpec, after_epoch: Callable[[int, Path], None] | None = None):
+    """The trainable with the spec (and a test's fault hook) bound and the trial's resources attached."""
+    bound = tune.with_parameters(run_trial, sweep=spec.to_dict(), after_epoch=after_epoch)
     return tune.with_resources(bound, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -20,12 +19,11 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import write_space  # noqa: E402
+from sweep_util import fail_once_at, write_space  # noqa: E402
 
 from hyco_ray.analysis import export_best, load_sweep, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
 from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
-from hyco_ray.trainable import FAIL_ENV  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +45,7 @@ def asha_sweep(tmp_path_factory):
         searcher={"type": "optuna", "sampler": "tpe", "seed": 1, "n_startup_trials": 3, "storage": "auto"},
     )
     spec = load_space(space)
-    os.environ[FAIL_ENV] = str(FAIL_AT)
-    try:
-        outcome = run_sweep(spec, num_cpus=2)
-    finally:
-        del os.environ[FAIL_ENV]
+    outcome = run_sweep(spec, num_cpus=2, after_epoch=fail_once_at(FAIL_AT))
     assert not ray.is_initialized(), "the embedded Ray must be shut down after the sweep"
     return spec, outcome, load_sweep(outcome.experiment_dir)
 
