@@ -25,7 +25,6 @@ where results go. Every mistake becomes one :class:`SpaceError` naming the key::
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,19 +68,6 @@ class Param:
         if self.type == "int":
             return IntDistribution(int(self.low), int(self.high), log=self.log)
         return FloatDistribution(float(self.low), float(self.high), log=self.type == "loguniform")
-
-    def sample(self, rng: random.Random) -> Any:
-        """One value drawn with ``rng`` (for ``hyco tune --debug``)."""
-        if self.type == "choice":
-            return rng.choice(self.values)
-        if self.type == "int":
-            if self.log:
-                value = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
-                return min(int(self.high), max(int(self.low), int(value)))
-            return rng.randint(int(self.low), int(self.high))
-        if self.type == "loguniform":
-            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
-        return rng.uniform(float(self.low), float(self.high))
 
 
 @dataclass
@@ -345,7 +331,16 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     Fills ``scheduler.max_t`` (the base config's epochs) and makes ``data.cache_dir`` absolute,
     since Ray runs trials in their own working directory.
     """
-    from hyco.config import load_config
+    from omegaconf import OmegaConf
+
+    from hyco.config import config_from_dict, config_to_dict, load_config
+
+    def with_value(key: str, value: Any):  # Hydra composes a config group; a plain key is set on the base
+        if "/" in key:
+            return load_config(spec.base, spec.trial_overrides({key: value}))
+        data = OmegaConf.create(config_to_dict(base))
+        OmegaConf.update(data, key, value, merge=False)
+        return config_from_dict(OmegaConf.to_container(data))
 
     where = spec.source or "search space"
     try:
@@ -356,7 +351,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     for key, param in spec.space.items():
         for value in param.candidates():
             try:
-                cfg = load_config(spec.base, spec.trial_overrides({key: value}))
+                cfg = with_value(key, value)
             except ConfigError as exc:
                 _fail(where, f"space.{key}", f"value {value!r} rejected by config {spec.base!r}: {exc}")
             if cfg.trainer_params.epochs != base.trainer_params.epochs:
@@ -376,8 +371,32 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     return spec
 
 
-def load_space(path: str | Path, num_samples: int | None = None, storage_path: str | None = None) -> SweepSpec:
-    """Read, parse and validate a search-space file; command-line values replace the file's."""
+def apply_overrides(data: dict, items: list[str], where: str) -> dict:
+    """``key=value`` on the command line: a space field (``num_samples=16``, ``scheduler.grace_period=2``,
+    ``space.trainer_params.alpha.high=0.5``) or else a config override for every trial."""
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            _fail(where, item, "an override must be key=value")
+        value = yaml.safe_load(text) if text else None
+        if key.startswith("space."):
+            param, _, attr = key[len("space."):].rpartition(".")
+            if param not in data.get("space", {}):
+                _fail(where, key, f"no searched key {param!r}; searched: {', '.join(data.get('space', {}))}")
+            data["space"][param][attr] = value
+        elif key.split(".")[0] in _TOP:
+            *path, last = key.split(".")
+            node = data
+            for part in path:
+                node = node.setdefault(part, {})
+            node[last] = value
+        else:
+            data["overrides"] = [*data.get("overrides", []), item]
+    return data
+
+
+def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read, parse and validate a search-space file with command-line ``key=value`` overrides applied."""
     path = Path(path)
     if not path.is_file():
         raise SpaceError(f"search space file {str(path)!r} does not exist")
@@ -386,10 +405,7 @@ def load_space(path: str | Path, num_samples: int | None = None, storage_path: s
     except yaml.YAMLError as exc:
         raise SpaceError(f"{path}: not valid YAML: {exc}") from None
     if isinstance(data, dict):
-        if num_samples is not None:
-            data["num_samples"] = num_samples
-        if storage_path is not None:
-            data["storage_path"] = storage_path
+        data = apply_overrides(data, list(overrides), str(path))
     spec = parse_space(data, where=str(path))
     return validate_space(spec)
 
@@ -401,6 +417,11 @@ def spec_from_dict(data: dict) -> SweepSpec:
 
 
 def sample_params(spec: SweepSpec, seed: int | None = None) -> dict[str, Any]:
-    """One configuration drawn from the space, seeded (``searcher.seed`` by default)."""
-    rng = random.Random(spec.searcher.seed if seed is None else seed)
-    return {key: p.sample(rng) for key, p in spec.space.items()}
+    """The sweep's first trial: its own sampler (``searcher.seed`` unless ``seed``) asked once, no Ray."""
+    import optuna
+
+    from hyco_ray.search import build_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=build_sampler(spec, seed))
+    return study.ask({key: p.distribution() for key, p in spec.space.items()}).params

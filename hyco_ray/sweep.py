@@ -43,6 +43,15 @@ class SweepOutcome:
     summary: str
     finished: bool  # False: interrupted (resume with --resume)
     wall_s: float
+    trials: int = 0
+    errored: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 done, 130 interrupted (resumable), 1 every trial errored."""
+        if not self.finished:
+            return 130
+        return 1 if self.trials and self.errored == self.trials else 0
 
 
 def experiment_dir(spec: SweepSpec) -> str:
@@ -69,6 +78,50 @@ def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
     if not path.is_file():
         raise SweepError(f"{exp_dir} has no {SPEC_FILE}: is it a sweep directory written by hyco tune?")
     return spec_from_dict(yaml.safe_load(path.read_text()))
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
+    """The saved spec, if the space file (with its command-line overrides) still says the same."""
+    saved = load_saved_spec(exp_dir)
+    old, new = _flat(saved.to_dict()), _flat(spec.to_dict())
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    if changed:
+        raise SweepError(f"the space changed since sweep {saved.name!r} started ({'; '.join(changed)}); --resume runs "
+                         "what was saved: undo the change, or start a new sweep with --name")
+    return saved
+
+
+def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None, resume: bool = False) -> str:
+    """What ``hyco tune`` would run (``--dry-run``); starts nothing."""
+    exp_dir, sch, sea, res = experiment_dir(spec), spec.scheduler, spec.searcher, spec.resources
+    if sch.type == "asha":
+        rungs = [sch.grace_period * int(sch.reduction_factor) ** k for k in range(32)]
+        rungs = [r for r in rungs if r < spec.max_t]
+        stop = f"ASHA: rungs after epochs {', '.join(map(str, rungs)) or 'none'} of {spec.max_t} (keeps the best 1/{sch.reduction_factor:g})"
+    else:
+        stop = f"{sch.type.upper()}: every trial runs all {spec.max_t} epochs"
+    state = "exists (continue it with --resume)" if Path(exp_dir, SPEC_FILE).exists() else "new"
+    ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
+    space = "\n".join(f"    {k}: {p.type} {p.values if p.type == 'choice' else [p.low, p.high]}" for k, p in spec.space.items())
+    return "\n".join([
+        f"sweep {spec.name}{' (resume)' if resume else ''}: {spec.num_samples} trials, at most {spec.max_concurrent} at a time",
+        f"base config {spec.base}; fixed overrides: {' '.join(spec.overrides)}",
+        f"searched:\n{space}",
+        f"objective: {spec.mode} {spec.metric}",
+        f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
+        f"early stopping: {stop}",
+        f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sea.study_name or spec.name} in "
+        f"{(sea.storage if sea.storage != 'auto' else None) or (exp_dir + '/optuna.db' if '://' not in exp_dir else 'memory')}",
+        f"sweep directory: {exp_dir} ({state})",
+        f"Ray: {ray_at}",
+    ])
 
 
 def _has_tune_state(exp_dir: str) -> bool:
@@ -192,7 +245,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     local = "://" not in exp_dir
     if resume:
         if local:
-            spec = load_saved_spec(exp_dir)  # exactly what the interrupted sweep ran
+            spec = _unchanged_saved_spec(exp_dir, spec)  # exactly what the interrupted sweep ran
     elif local and _has_tune_state(exp_dir):
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
@@ -200,6 +253,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
+    print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
     if not resume:
         _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
@@ -223,7 +277,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     summary = summary_text(sweep, wall_s=wall)
     _write_text(f"{exp_dir}/summary.md", summary)
     print(summary)
-    return SweepOutcome(exp_dir, summary, not sweep.unfinished(), wall)
+    return SweepOutcome(exp_dir, summary, not sweep.unfinished(), wall, len(sweep.trials), len(sweep.by_outcome("error")))
 
 
 def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:

@@ -115,3 +115,92 @@ def test_faults_are_injected_by_the_test_not_by_a_production_switch(tmp_path, mo
     with pytest.raises(RuntimeError, match="injected"):
         trainable.run_trial({"trainer_params.alpha": 0.5}, sweep=spec.to_dict(), after_epoch=hook)
     assert seen == [(1, tmp_path)]
+
+
+def test_debug_run_samples_the_sweeps_first_trial(tmp_path):
+    """Issue 10.9: --debug drew with Python's random, not the sweep's sampler."""
+    from sweep_util import write_space
+
+    from hyco_ray.search import build_searcher
+    from hyco_ray.space import load_space, sample_params
+
+    for sampler in ("tpe", "random"):
+        spec = load_space(write_space(tmp_path, searcher={"sampler": sampler, "seed": 7}))
+        assert sample_params(spec) == build_searcher(spec, None).suggest("first")
+
+
+def test_dry_run_prints_the_plan_fast_without_ray(tmp_path):
+    """Issue 10.4: the plan (trials, concurrency, resources, rungs, storage), no Ray, in < 5 s."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    space = Path(__file__).resolve().parent.parent / "search_spaces" / "burgers_quick.yaml"
+    tic = time.time()
+    out = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--dry-run", "--max-concurrent", "3",
+                          "--metric", "val_loss_physical", "--gpus-per-trial", "0.5", "num_samples=5",
+                          "scheduler.grace_period=2", "space.trainer_params.alpha.high=0.5",
+                          f"--storage-path={tmp_path}"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    wall = time.time() - tic
+    assert out.returncode == 0, out.stderr
+    plan = out.stdout
+    assert "5 trials, at most 3 at a time" in plan and "min val_loss_physical" in plan
+    assert "0.5 GPU" in plan and "rungs after epochs 2, 4 of 8" in plan and "uniform [0.05, 0.5]" in plan
+    assert f"sweep directory: {tmp_path}/burgers_quick (new)" in plan
+    assert not (tmp_path / "burgers_quick").exists()
+    assert wall < 5 + 3, wall  # 5 s on an idle machine; this one is shared
+
+
+def test_space_overrides_and_flags_reach_the_spec(tmp_path):
+    """Issue 10.4: key=value overrides of any space field; other keys are config overrides of every trial."""
+    from sweep_util import write_space
+
+    from hyco_ray.space import SpaceError, load_space
+
+    spec = load_space(write_space(tmp_path), ["max_concurrent=3", "metric=val_loss_physical", "mode=max",
+                                              "resources.gpu=0.5", "searcher.seed=5", "space.trainer_params.alpha.low=0.2",
+                                              "trainer_params.synthetic.learning_rate=0.01"])
+    assert (spec.max_concurrent, spec.metric, spec.mode, spec.resources.gpu, spec.searcher.seed) == (3, "val_loss_physical", "max", 0.5, 5)
+    assert spec.space["trainer_params.alpha"].low == 0.2
+    assert "trainer_params.synthetic.learning_rate=0.01" in spec.overrides
+    with pytest.raises(SpaceError, match="scheduler.grace: unknown key"):
+        load_space(write_space(tmp_path), ["scheduler.grace=2"])
+    with pytest.raises(SpaceError, match="no searched key"):
+        load_space(write_space(tmp_path), ["space.trainer_params.beta.low=1"])
+
+
+def test_resume_refuses_an_edited_space(tmp_path):
+    """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (e.g. num_samples)."""
+    from sweep_util import write_space
+
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path))
+    exp_dir = sweep_mod.experiment_dir(spec)
+    sweep_mod._write_text(f"{exp_dir}/{sweep_mod.SPEC_FILE}", spec.to_yaml())
+    assert sweep_mod._unchanged_saved_spec(exp_dir, spec).to_dict() == spec.to_dict()
+    edited = load_space(write_space(tmp_path), ["num_samples=18", "space.trainer_params.alpha.high=0.5"])
+    with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 18.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
+        sweep_mod.run_sweep(edited, resume=True)
+
+
+def test_interrupt_hint_keeps_the_sweep_name(tmp_path, monkeypatch, capsys):
+    """Issue 10.3: the printed resume hint dropped --name and resumed the other sweep."""
+    from sweep_util import write_space
+
+    from hyco_ray.cli import main
+
+    space = write_space(tmp_path)
+    monkeypatch.setattr(sweep_mod, "run_sweep", lambda spec, **kw: sweep_mod.SweepOutcome(
+        sweep_mod.experiment_dir(spec), "", False, 1.0))
+    assert main(["tune", str(space), "--name", "X", "num_samples=3"]) == 130
+    hint = capsys.readouterr().out.split("continue it with: ")[1].strip()
+    assert hint == f"hyco tune {space} --name X num_samples=3 --resume"
+
+
+def test_a_sweep_whose_every_trial_errored_exits_non_zero():
+    """Issue 11.8: every trial errored, exit 0."""
+    assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=3).exit_code == 1
+    assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=2).exit_code == 0
+    assert sweep_mod.SweepOutcome("d", "", False, 1.0, trials=3, errored=0).exit_code == 130
