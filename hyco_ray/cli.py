@@ -168,16 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--address", help="Ray cluster address (ip:port or auto); default: RAY_ADDRESS, else a new local Ray")
     tune.add_argument("--resume", action="store_true", help="continue an interrupted sweep; finished trials are kept")
     tune.add_argument("--debug", action="store_true", help="run the sweep's first sampled config in-process without Ray")
-    tune.add_argument("--name", help="sweep name (overrides the file's name)")
-    tune.add_argument("--storage-path", help="where sweep directories go (overrides the file's storage_path)")
-    tune.add_argument("--num-samples", type=int, help="number of trials")
-    tune.add_argument("--max-concurrent", type=int, help="trials running at once")
-    tune.add_argument("--metric", help="metric to optimise (default: the file's, else val_loss)")
+    for flag, kind, text in [
+        ("--name", str, "sweep name (overrides the file's name)"),
+        ("--storage-path", str, "where sweep directories go (overrides the file's storage_path)"),
+        ("--num-samples", int, "number of trials"), ("--max-concurrent", int, "trials running at once"),
+        ("--metric", str, "metric to optimise (default: the file's, else val_loss)"),
+        ("--gpus-per-trial", float, "GPUs per trial (fractions share a GPU)"),
+        ("--num-cpus", int, "CPUs of the embedded local Ray (default: all)"),
+        ("--run-dir", str, "--debug: run directory (default <storage_path>/<name>-debug-<time>)"),
+        ("--seed", int, "--debug: sampler seed (default searcher.seed: the sweep's first trial)"),
+    ]:
+        tune.add_argument(flag, type=kind, help=text)
     tune.add_argument("--mode", choices=("min", "max"), help="minimise or maximise --metric")
-    tune.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (fractions share a GPU)")
-    tune.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
-    tune.add_argument("--run-dir", help="--debug: run directory (default <storage_path>/<name>-debug-<time>)")
-    tune.add_argument("--seed", type=int, help="--debug: sampler seed (default searcher.seed: the sweep's first trial)")
     tune.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)
     tune.set_defaults(func=cmd_tune)
 
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv, args.console = list(sys.argv[1:] if argv is None else argv), argv is None
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message="Sparse")
+    logging.getLogger("Φ-ML").setLevel(logging.WARNING)  # its backend line, twice, on every command
     from hyco.errors import HycoError, TrainingError
 
     try:

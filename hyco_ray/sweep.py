@@ -1,9 +1,7 @@
 """Run a sweep: Ray (embedded or a cluster), Optuna TPE + ASHA, resume, and the debug run.
 
-Embedded Ray is the default: a new Ray of its own on this machine (never one that happens to
-run on the host already). ``address`` (or the
-``RAY_ADDRESS`` environment variable) joins a running cluster instead: ``auto`` finds a local
-one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
+Embedded Ray is the default: a new Ray of its own (never one already running on the host).
+``address`` (or ``RAY_ADDRESS``) joins a running cluster instead: ``auto`` finds a local one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
 and ``RAY_AUTH_TOKEN`` in the environment, see the README). A multi-node cluster needs a
 ``storage_path`` all nodes can reach (``s3://...`` or an NFS mount).
 
@@ -16,10 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +44,7 @@ class SweepOutcome:
     @property
     def exit_code(self) -> int:
         """0 done, 130 interrupted (resumable), 1 every trial errored."""
-        if not self.finished:
-            return 130
-        return 1 if self.trials and self.errored == self.trials else 0
+        return 130 if not self.finished else int(bool(self.trials) and self.errored == self.trials)
 
 
 def experiment_dir(spec: SweepSpec) -> str:
@@ -101,12 +94,9 @@ def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
 def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None, resume: bool = False) -> str:
     """What ``hyco tune`` would run (``--dry-run``); starts nothing."""
     exp_dir, sch, sea, res = experiment_dir(spec), spec.scheduler, spec.searcher, spec.resources
-    if sch.type == "asha":
-        rungs = [sch.grace_period * int(sch.reduction_factor) ** k for k in range(32)]
-        rungs = [r for r in rungs if r < spec.max_t]
-        stop = f"ASHA: rungs after epochs {', '.join(map(str, rungs)) or 'none'} of {spec.max_t} (keeps the best 1/{sch.reduction_factor:g})"
-    else:
-        stop = f"{sch.type.upper()}: every trial runs all {spec.max_t} epochs"
+    rungs = [r for r in (sch.grace_period * int(sch.reduction_factor) ** k for k in range(32)) if r < spec.max_t]
+    stop = (f"ASHA: rungs after epochs {', '.join(map(str, rungs)) or 'none'} of {spec.max_t} (keeps the best "
+            f"1/{sch.reduction_factor:g})" if sch.type == "asha" else f"none: every trial runs all {spec.max_t} epochs")
     state = "exists (continue it with --resume)" if Path(exp_dir, SPEC_FILE).exists() else "new"
     ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
     space = "\n".join(f"    {k}: {p.type} {p.values if p.type == 'choice' else [p.low, p.high]}" for k, p in spec.space.items())
@@ -122,13 +112,6 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
     ])
-
-
-def _has_tune_state(exp_dir: str) -> bool:
-    """Tune wrote experiment state: trials ran. A start that failed before (only the spec) does not count."""
-    from ray import tune
-
-    return tune.Tuner.can_restore(exp_dir)
 
 
 def prepare_data(spec: SweepSpec) -> str:
@@ -171,31 +154,23 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-@contextmanager
-def _sigterm_as_ctrl_c():
-    """SIGTERM stops the sweep like Ctrl-C (Tune snapshots its state, Ray shuts down) instead of
-    killing the driver with Ray processes left behind and the last seconds lost."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _live_view(spec: SweepSpec):
+    """One line per trial event (result, stop, error) instead of Tune's repeated status tables."""
+    from ray.tune import Callback
 
+    class LiveView(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+            print(f"[{done}/{spec.num_samples} done] {trial.trial_id} epoch {result.get('epoch')}: "
+                  f"{spec.metric}={result.get(spec.metric, float('nan')):.4g}", flush=True)
 
-def _reporter(spec: SweepSpec):
-    from ray.tune import CLIReporter
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            print(f"{trial.trial_id} finished", flush=True)
 
-    return CLIReporter(
-        metric_columns={"epoch": "epoch", spec.metric: spec.metric, "param_error": "param_error"},
-        parameter_columns={k: k.split(".")[-1] for k in spec.space},
-        sort_by_metric=True,
-        metric=spec.metric,
-        mode=spec.mode,
-        max_report_frequency=15,
-    )
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"{trial.trial_id} errored (see {trial.local_path})", flush=True)
+
+    return LiveView()
 
 
 def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
@@ -228,8 +203,8 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            progress_reporter=_reporter(spec),
-            verbose=1,
+            callbacks=[_live_view(spec)],
+            verbose=0,
         ),
     )
 
@@ -239,6 +214,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     """Run (or resume) the sweep of a validated spec; returns the summary it printed.
 
     ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial."""
+    from ray import tune
+
     from hyco_ray.analysis import load_sweep, summary_text
 
     exp_dir = experiment_dir(spec)
@@ -246,13 +223,12 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if resume:
         if local:
             spec = _unchanged_saved_spec(exp_dir, spec)  # exactly what the interrupted sweep ran
-    elif local and _has_tune_state(exp_dir):
+    elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
     if not resume:
@@ -263,8 +239,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     started = connect_ray(address, num_cpus)
     tic = time.time()
     try:
-        with _sigterm_as_ctrl_c():
-            build_tuner(spec, exp_dir, resume, after_epoch).fit()
+        build_tuner(spec, exp_dir, resume, after_epoch).fit()
     finally:
         if started:
             ray.shutdown()
@@ -277,7 +252,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     summary = summary_text(sweep, wall_s=wall)
     _write_text(f"{exp_dir}/summary.md", summary)
     print(summary)
-    return SweepOutcome(exp_dir, summary, not sweep.unfinished(), wall, len(sweep.trials), len(sweep.by_outcome("error")))
+    return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished"), wall, len(sweep.trials), len(sweep.by_outcome("error")))
 
 
 def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:
@@ -289,8 +264,6 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
     overrides = spec.trial_overrides(params)
     cfg = load_config(spec.base, overrides)
     run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug-{time.strftime('%Y%m%d-%H%M%S')}"
-    print("debug run (no Ray) of one sampled configuration:")
-    for key, value in params.items():
-        print(f"  {key}={value}")
+    print("debug run (no Ray) of the sweep's first trial:\n" + "".join(f"  {k}={v}\n" for k, v in params.items()), end="")
     print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")
     return train_run(cfg, run_dir)

@@ -47,19 +47,12 @@ def cpu_share(spec: SweepSpec) -> int:
 
 def pick_device() -> tuple[str, dict[str, Any]]:
     """``cuda`` when Ray assigned this trial a GPU and torch can see it, else ``cpu``."""
-    try:
-        gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-    except Exception:  # noqa: BLE001 - Ray not initialised (debug runs)
-        gpu_ids = []
-    try:
-        node_id = ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001
-        node_id = ""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    in_ray = ray.is_initialized()  # not in debug runs
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()] if in_ray else []
     device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-    info = {"device": device, "gpu_ids": ",".join(gpu_ids), "cuda_visible_devices": visible if visible is not None else "",
-            "hostname": socket.gethostname(), "node_id": node_id}
-    return device, info
+    return device, {"device": device, "gpu_ids": ",".join(gpu_ids), "hostname": socket.gethostname(),
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                    "node_id": ray.get_runtime_context().get_node_id() if in_ray else ""}
 
 
 def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, Path], None] | None = None) -> None:
@@ -70,7 +63,7 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
     cfg = load_config(spec.base, spec.trial_overrides(config, threads))
     device, info = pick_device()
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    _write_trial_config(config_to_yaml(cfg))
+    (_trial_dir() / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
     trainer = create_trainer(cfg, device=device)
 
     restored_from, reported = 0, []
@@ -109,14 +102,6 @@ def _trial_dir() -> Path:
         return Path(tune.get_context().get_trial_dir())
     except Exception:  # noqa: BLE001 - outside a Tune session
         return Path.cwd()
-
-
-def _write_trial_config(text: str) -> None:
-    """The trial's resolved config, for ``hyco train --config-file`` by hand."""
-    try:
-        (_trial_dir() / "hyco_config.yaml").write_text(text)
-    except OSError:
-        pass
 
 
 def trial_name(trial: Any) -> str:

@@ -149,6 +149,7 @@ def test_dry_run_prints_the_plan_fast_without_ray(tmp_path):
     assert "0.5 GPU" in plan and "rungs after epochs 2, 4 of 8" in plan and "uniform [0.05, 0.5]" in plan
     assert f"sweep directory: {tmp_path}/burgers_quick (new)" in plan
     assert not (tmp_path / "burgers_quick").exists()
+    assert "default backend" not in out.stdout + out.stderr  # issue 10.7: PhiML's line, twice
     assert wall < 5 + 3, wall  # 5 s on an idle machine; this one is shared
 
 

@@ -196,6 +196,9 @@ def test_sigterm_to_the_process_group_then_the_printed_hint_resumes(tmp_path):
     first_log = (tmp_path / "first.log").read_text()
     assert rc == 130 and stop_s < 45, (rc, stop_s, first_log[-3000:])
     assert "## sweep X" in first_log, "no summary after SIGTERM"
+    # issue 10.7: one line per event, no status tables; the sweep dir at start and end
+    assert "== Status ==" not in first_log and "epoch 3: val_loss=" in first_log
+    assert first_log.count(f"sweep directory: {exp_dir}") == 2
     hint = first_log.split("continue it with: ")[1].splitlines()[0]
     assert hint.startswith("hyco tune") and "--name X" in hint and hint.endswith("--resume")
 
