@@ -9,8 +9,9 @@ from heat_hybrid_quick_test, smoke 32x32 from smoke_hybrid_quick_test) it prints
   once, and for the same 8 states stepped one at a time (8 separate calls per step), and the
   ratio separate / batched (how much batching saves);
 * seconds per L-BFGS-B iteration of ``PhysicalTrainer.optimize`` (max_iterations=5, theta
-  starting at the configured guess) on the training data cut into 5-step windows
-  (non-overlapping), plus seconds per loss+gradient evaluation;
+  starting at the configured guess) on the training observations as the trainers use them
+  (one rollout per sim from frame 0 over the whole observed horizon, initial states fitted
+  with theta), plus seconds per loss+gradient evaluation;
 * field <-> tensor conversion (``to_state`` + ``to_array`` of the B=8 batch) as a fraction of
   one batched step.
 
@@ -37,7 +38,7 @@ import torch
 from hyco.config import load_config
 from hyco.data import build_dataset
 from hyco.physics import make_problem
-from hyco.training.losses import make_windows
+from hyco.runtime import configure
 from hyco.training.physical import PhysicalTrainer
 
 #: (label, shipped config, steps per timed stepping chain): smoke steps are ~100x dearer
@@ -47,7 +48,6 @@ PROBLEMS = [
     ("smoke", "smoke_hybrid_quick_test", 3),
 ]
 BATCH = 8
-WINDOW = 5
 LBFGS_ITERATIONS = 5
 
 
@@ -66,8 +66,11 @@ def median_times(fns: list, repeats: int, warmup: int = 1) -> list[float]:
 
 
 def bench_problem(label: str, config: str, cache: str, repeats: int, steps: int) -> dict:
-    cfg = load_config(config, [f"data.cache_dir={cache}", f"trainer_params.num_predict_steps={WINDOW}"])
+    cfg = load_config(config, [f"data.cache_dir={cache}"])
+    configure(cfg.run_params)
+    torch.set_num_threads(1)
     problem = make_problem(cfg.model.physical)
+    dt = problem.cfg.dt
     theta = problem.truth.to(torch.float32)
     x = problem.sample_initial(BATCH, torch.Generator().manual_seed(0))
     singles = [x[i : i + 1] for i in range(BATCH)]
@@ -79,18 +82,18 @@ def bench_problem(label: str, config: str, cache: str, repeats: int, steps: int)
         def batched():
             state = state8
             for _ in range(steps):
-                state = problem.step(state, theta)
+                state = problem.step(state, theta, dt)
 
         def separate():
             states = states1
             for _ in range(steps):
-                states = [problem.step(s, theta) for s in states]
+                states = [problem.step(s, theta, dt) for s in states]
 
         def convert():
             problem.to_array(problem.to_state(x))
 
         def one_step():
-            problem.step(state8, theta)
+            problem.step(state8, theta, dt)
 
         t_batched, t_separate = (t / steps for t in median_times([batched, separate], repeats))
         # conversion is fast: time 10 conversions per sample, next to one batched step each time
@@ -99,12 +102,11 @@ def bench_problem(label: str, config: str, cache: str, repeats: int, steps: int)
 
     data = build_dataset(cfg, problem)
     obs = data.observations
-    initial, targets = make_windows(obs.frames, WINDOW, sliding=False)
     params = replace(cfg.trainer_params.physical, max_iterations=LBFGS_ITERATIONS, suppress_convergence_errors=True)
     iteration_times, evaluation_times, iterations = [], [], []
     for _ in range(max(1, repeats // 2)):
         trainer = PhysicalTrainer(problem, params)
-        step = trainer.optimize(trainer.data_loss(initial, targets, obs.mask, obs.stride))
+        step = trainer.optimize(trainer.data_loss(obs.initial, obs.frames, obs.mask, obs.stride), initial=obs.initial)
         iterations.append(step.iterations)
         iteration_times.append(step.seconds / max(step.iterations, 1))
         evaluation_times.append(step.seconds / max(step.evaluations, 1))
@@ -114,7 +116,7 @@ def bench_problem(label: str, config: str, cache: str, repeats: int, steps: int)
         "batched_ms": 1e3 * t_batched,
         "separate_ms": 1e3 * t_separate,
         "ratio": t_separate / t_batched,
-        "windows": f"{initial.shape[0]}x{WINDOW}x{problem.cfg.substeps}",
+        "windows": f"{obs.initial.shape[0]}x{obs.num_frames}x{problem.cfg.substeps}",
         "iterations": statistics.median(iterations),
         "lbfgs_s_per_iter": statistics.median(iteration_times),
         "lbfgs_s_per_eval": statistics.median(evaluation_times),
@@ -126,7 +128,7 @@ def bench_problem(label: str, config: str, cache: str, repeats: int, steps: int)
 def table(rows: list[dict]) -> str:
     head = (
         "| problem | size | step ms, B=8 batched | step ms, 8 separate | separate/batched "
-        "| L-BFGS-B windows (n x steps x substeps) | iters | s/iter | s/eval "
+        "| L-BFGS-B rollouts (sims x frames x substeps) | iters | s/iter | s/eval "
         "| convert ms (B=8) | convert / batched step |"
     )
     lines = [head, "|" + "|".join(["---"] * 11) + "|"]

@@ -2,13 +2,12 @@
 
 A trial's outcome: ``complete`` (ran all ``max_t`` epochs), ``stopped`` (ASHA ended it early;
 its rung is the number of epochs it finished), ``error`` (failed after its retries) or
-``diverged`` (training hit NaN; reported as the worst value, not retried) or ``unfinished``
+``diverged`` (a NaN or inf metric; reported as the worst value, not retried) or ``unfinished``
 (the sweep was interrupted; ``hyco tune --resume`` continues it).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from hyco.errors import HycoError
 from hyco_ray.space import SweepSpec
@@ -61,9 +62,6 @@ class Sweep:
 
     def by_outcome(self, outcome: str) -> list[TrialRecord]:
         return [t for t in self.trials if t.outcome(self.spec.max_t) == outcome]
-
-    def unfinished(self) -> list[TrialRecord]:
-        return self.by_outcome("unfinished")
 
     def best(self, trial_id: str | None = None) -> TrialRecord:
         """The named trial, else the best complete one (all epochs run) by the sweep's metric."""
@@ -124,8 +122,6 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(path, spec, trials)
 
 
-# ----- summary -----------------------------------------------------------------------------------
-
 def _fmt(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
@@ -137,7 +133,7 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
     lines = [f"## sweep {spec.name}: {sweep.path}", ""]
     wall = f", wall time {wall_s:.0f} s" if wall_s is not None else ""
     lines.append(f"trials: {len(sweep.trials)} started of num_samples {spec.num_samples}: {counts['complete']} complete, "
-                 f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN), {counts['error']} errored, "
+                 f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN or inf), {counts['error']} errored, "
                  f"{counts['unfinished']} unfinished{wall}")
     try:
         best = sweep.best()
@@ -168,17 +164,14 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ----- export ------------------------------------------------------------------------------------
-
 def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = None) -> Path:
-    """Write the best trial's complete resolved config; ``hyco train --config-file`` reruns it."""
-    from hyco.config import config_to_yaml, load_config
-
+    """Write the config the best trial ran (saved in its directory); ``hyco train --config-file`` reruns it."""
     sweep = load_sweep(sweep_dir)
     spec, trial = sweep.spec, sweep.best(trial_id)
+    saved = Path(trial.path) / "hyco_config.yaml"
+    if not saved.is_file():
+        raise HycoError(f"{saved} is missing: the trial's config was not saved")
     threads = int(trial.final.get("num_threads", spec.num_threads))
-    device = str(trial.final.get("device", "cpu"))
-    cfg = load_config(spec.base, [*spec.trial_overrides(trial.params, threads), f"run_params.device={device}"])
     env = trial.final.get("env", {})
     header = [
         f"# hyco export {datetime.now():%Y-%m-%d %H:%M}: trial {trial.trial_id} of sweep {spec.name} ({sweep.path})",
@@ -186,18 +179,16 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
         + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
         f"# base config {spec.base!r} with overrides: {' '.join(spec.trial_overrides(trial.params, threads))}",
         "# trial environment: " + ", ".join(f"{k}={v}" for k, v in env.items()),
-        f"# trial ran on {trial.final.get('hostname', '?')}, device {device}, CUDA_VISIBLE_DEVICES="
-        f"{trial.final.get('cuda_visible_devices', '')!r}",
+        f"# trial ran on {trial.final.get('hostname', '?')}, device {trial.final.get('device', 'cpu')}, "
+        f"CUDA_VISIBLE_DEVICES={trial.final.get('cuda_visible_devices', '')!r}",
         "# same numbers need the same seed, num_threads, dtype, device and versions",
         "# rerun: hyco train --config-file THIS_FILE",
     ]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(header) + "\n" + config_to_yaml(cfg))
+    out.write_text("\n".join(header) + "\n" + saved.read_text())
     return out
 
-
-# ----- report ------------------------------------------------------------------------------------
 
 def trials_table(sweep: Sweep) -> list[dict]:
     spec = sweep.spec
@@ -222,28 +213,13 @@ def _markdown(rows: list[dict]) -> str:
 
 
 def load_study(sweep: Sweep):
-    """The sweep's Optuna study from its database, else rebuilt from the trials' results."""
+    """The sweep's Optuna study from its database; None where the study lived in memory."""
     import optuna
 
-    spec = sweep.spec
-    name = spec.searcher.study_name or spec.name
-    url = spec.searcher.storage
+    url = sweep.spec.searcher.storage
     if url == "auto":
         url = f"sqlite:///{sweep.path}/optuna.db" if (sweep.path / "optuna.db").exists() else None
-    if url:
-        return optuna.load_study(study_name=name, storage=url)
-    study = optuna.create_study(study_name=name, direction="minimize" if spec.mode == "min" else "maximize")
-    dists = {k: p.distribution() for k, p in spec.space.items()}
-    for t in sweep.trials:
-        outcome = t.outcome(spec.max_t)
-        if outcome not in ("complete", "stopped") or len(t.params) != len(dists):
-            continue
-        values = {int(r["epoch"]): float(r[spec.metric]) for r in t.history if math.isfinite(float(r.get(spec.metric, math.nan)))}
-        state = optuna.trial.TrialState.COMPLETE if outcome == "complete" else optuna.trial.TrialState.PRUNED
-        study.add_trial(optuna.trial.create_trial(
-            params=t.params, distributions=dists, intermediate_values=values, state=state,
-            value=t.value(spec.metric) if outcome == "complete" else None))
-    return study
+    return optuna.load_study(study_name=sweep.spec.searcher.study_name or sweep.spec.name, storage=url) if url else None
 
 
 def param_importances(sweep: Sweep) -> tuple[dict[str, float], str]:
@@ -251,6 +227,8 @@ def param_importances(sweep: Sweep) -> tuple[dict[str, float], str]:
     import optuna
 
     study = load_study(sweep)
+    if study is None:
+        return {}, "no Optuna study database in this sweep (searcher.storage was null)"
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 2:
         return {}, f"parameter importances need at least 2 complete trials; this sweep has {len(complete)}"
@@ -260,43 +238,32 @@ def param_importances(sweep: Sweep) -> tuple[dict[str, float], str]:
         return {}, f"parameter importances not available: {exc}"
 
 
-def plot_curves(sweep: Sweep, path: Path) -> Path:
+def plot_study(study, out: Path) -> dict[str, Path]:
+    """Optuna's own figures: per-epoch curves, importances, slice and parallel-coordinate plots."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as vis
 
-    spec = sweep.spec
-    try:
-        best_id = sweep.best().trial_id
-    except HycoError:
-        best_id = None
-    fig, ax = plt.subplots(figsize=(8, 5))
-    colors = plt.get_cmap("tab20")
-    for i, t in enumerate(sweep.trials):
-        epochs = [r["epoch"] for r in t.history]
-        values = [r.get(spec.metric) for r in t.history]
-        if not epochs:
-            continue
-        outcome = t.outcome(spec.max_t)
-        style = {"complete": "-", "stopped": "--", "diverged": ":", "error": ":", "unfinished": "-."}[outcome]
-        width = 2.5 if t.trial_id == best_id else 1.0
-        (line,) = ax.plot(epochs, values, style, lw=width, marker="o", ms=3, color=colors(i % 20),
-                          label=f"{t.trial_id} ({outcome}{', best' if t.trial_id == best_id else ''})")
-        if outcome == "stopped":
-            ax.plot(epochs[-1:], values[-1:], "x", color=line.get_color(), ms=9)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(spec.metric)
-    ax.set_title(f"sweep {spec.name}: {spec.metric} per epoch (dashed, x: stopped by ASHA)")
-    ax.grid(alpha=0.3)
-    if len(sweep.trials) <= 24:
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    plots = {"curves": vis.plot_intermediate_values, "importance": vis.plot_param_importances,
+             "slice": vis.plot_slice, "parallel": vis.plot_parallel_coordinate}
+    files = {}
+    for name, plot in plots.items() if study is not None else ():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                ax = plot(study)
+            except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances need 2 complete trials
+                continue
+        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        fig.set_size_inches(10, 5)
+        fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        files[name] = out / f"{name}.png"
+    return files
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
@@ -305,17 +272,15 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> di
     out = Path(out_dir) if out_dir else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     rows = trials_table(sweep)
-    files = {"curves": plot_curves(sweep, out / "curves.png"), "csv": out / "trials.csv", "markdown": out / "report.md",
+    files = {**plot_study(load_study(sweep), out), "csv": out / "trials.csv", "markdown": out / "report.md",
              "importances": out / "importances.json"}
-    with files["csv"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial_id"])
-        writer.writeheader()
-        writer.writerows(rows)
+    pd.DataFrame(rows or [{"trial_id": None}]).iloc[: len(rows)].to_csv(files["csv"], index=False)
     importances, note = param_importances(sweep)
     files["importances"].write_text(json.dumps({"importances": importances, "note": note}, indent=2))
     imp = "\n".join(f"- {k}: {v:.3f}" for k, v in importances.items()) or f"- {note}"
     files["markdown"].write_text(
         summary_text(sweep) + "\n## trials\n\n" + _markdown(rows)
-        + f"\n## parameter importances ({note})\n\n{imp}\n\n![curves](curves.png)\n"
+        + f"\n## parameter importances ({note})\n\n{imp}\n\n"
+        + "".join(f"![{k}]({k}.png)\n" for k in ("curves", "importance", "slice", "parallel") if k in files)
     )
     return files

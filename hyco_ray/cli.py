@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
+import signal
+import subprocess
 import sys
 import warnings
 from datetime import datetime
 from pathlib import Path
-
-from hyco_ray.sweep_cli import add_parsers
 
 
 def _load(args: argparse.Namespace):
@@ -30,8 +32,11 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hyco.errors import HycoError
     from hyco.run import train_run
 
+    if args.resume and not args.run_dir:
+        raise HycoError("--resume needs --run-dir: the run directory to continue")
     cfg = _load(args)
     run_dir = Path(args.run_dir) if args.run_dir else (
         Path(cfg.run_params.output_dir) / f"{cfg.run_params.experiment_name}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -69,6 +74,65 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_in_own_session(argv: list[str]) -> int:
+    """Run the sweep driver (and so its Ray) in a session of its own. A SIGTERM to our process group
+    (``timeout``, job schedulers) or Ctrl-C reaches only this process, which passes it on as Ctrl-C:
+    the sweep stops cleanly and resumably. Processes left in that session are then ended by pid."""
+    child = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", *argv, "--in-session"], start_new_session=True)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: child.send_signal(signal.SIGINT))
+    rc = child.wait()
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return rc
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from hyco_ray.space import load_space
+    from hyco_ray.sweep import debug_run, plan_text, run_sweep
+
+    flags = {"name": args.name, "num_samples": args.num_samples, "storage_path": args.storage_path,
+             "max_concurrent": args.max_concurrent, "metric": args.metric, "mode": args.mode,
+             "resources.gpu": args.gpus_per_trial}
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
+    spec = load_space(args.space, overrides)
+    if args.dry_run:
+        print(plan_text(spec, address=args.address, num_cpus=args.num_cpus, resume=args.resume))
+        return 0
+    if args.debug:
+        final = debug_run(spec, run_dir=args.run_dir, seed=args.seed)
+        print(", ".join(f"{k}={final[k]}" for k in ("epoch", spec.metric, "param_error") if k in final))
+        return 0
+    if args.console and not args.in_session:  # the console command: the sweep runs in its own session
+        return _run_in_own_session(args.argv)
+    outcome = run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
+    print(f"sweep directory: {outcome.experiment_dir} ({outcome.wall_s:.0f} s)")
+    if outcome.exit_code == 130:
+        again = [a for a in args.argv if a not in ("--resume", "--in-session")]
+        print(f"sweep interrupted; continue it with: hyco {shlex.join(again)} --resume")
+    elif outcome.exit_code:
+        print(f"hyco: error: every one of the {outcome.errored} trials errored; see the trial directories", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hyco_ray.analysis import export_best
+
+    path = export_best(args.sweep_dir, args.output, trial_id=args.trial)
+    print(f"wrote {path}; run it with: hyco train --config-file {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hyco_ray.analysis import write_report
+
+    for kind, path in write_report(args.sweep_dir, args.output).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="config name (e.g. burgers_hybrid_quick_test) or a YAML path")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer_params.alpha=0.7")
@@ -94,18 +158,64 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    add_parsers(sub)  # tune, export, report
+    tune = sub.add_parser(
+        "tune", help="run a Ray Tune sweep (Optuna + ASHA) defined by a search-space file",
+        description="Local Ray by default; --address or RAY_ADDRESS joins a cluster (Ray >= 2.59 token "
+        "auth: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=...; address 'auto' finds a local one).",
+    )
+    tune.add_argument("space", help="search-space YAML, e.g. search_spaces/burgers_quick.yaml")
+    tune.add_argument("overrides", nargs="*", help="key=value: a space field (num_samples=16, scheduler.grace_period=2, "
+                      "space.trainer_params.alpha.high=0.5) or a config override for every trial")
+    tune.add_argument("--dry-run", action="store_true", help="print the plan (trials, resources, rungs, storage); start nothing")
+    tune.add_argument("--address", help="Ray cluster address (ip:port or auto); default: RAY_ADDRESS, else a new local Ray")
+    tune.add_argument("--resume", action="store_true", help="continue an interrupted sweep; finished trials are kept")
+    tune.add_argument("--debug", action="store_true", help="run the sweep's first sampled config in-process without Ray")
+    for flag, kind, text in [
+        ("--name", str, "sweep name (overrides the file's name)"),
+        ("--storage-path", str, "where sweep directories go (overrides the file's storage_path)"),
+        ("--num-samples", int, "number of trials"), ("--max-concurrent", int, "trials running at once"),
+        ("--metric", str, "metric to optimise (default: the file's, else val_loss)"),
+        ("--gpus-per-trial", float, "GPUs per trial (fractions share a GPU)"),
+        ("--num-cpus", int, "CPUs of the embedded local Ray (default: all)"),
+        ("--run-dir", str, "--debug: run directory (default <storage_path>/<name>-debug-<time>)"),
+        ("--seed", int, "--debug: sampler seed (default searcher.seed: the sweep's first trial)"),
+    ]:
+        tune.add_argument(flag, type=kind, help=text)
+    tune.add_argument("--mode", choices=("min", "max"), help="minimise or maximise --metric")
+    tune.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)
+    tune.set_defaults(func=cmd_tune)
+
+    export = sub.add_parser("export", help="write the best trial's full config for hyco train --config-file")
+    export.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
+    export.add_argument("-o", "--output", default="best.yaml", help="output YAML (default best.yaml)")
+    export.add_argument("--trial", help="export this trial id instead of the best")
+    export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="curves figure, trials table and parameter importances of a sweep")
+    report.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
+    report.add_argument("-o", "--output", help="output directory (default <sweep dir>/report)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # key=value overrides may follow --options too
+    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides += extra
+    args.argv, args.console = list(sys.argv[1:] if argv is None else argv), argv is None
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message="Sparse")
-    from hyco.errors import HycoError
+    logging.getLogger("Φ-ML").setLevel(logging.WARNING)  # its backend line, twice, on every command
+    from hyco.errors import HycoError, TrainingError
 
     try:
         return args.func(args)
+    except TrainingError as exc:  # not a user mistake: the run itself failed (e.g. diverged)
+        print(f"hyco: error: {exc}", file=sys.stderr)
+        return 1
     except HycoError as exc:
         print(f"hyco: error: {exc}", file=sys.stderr)
         return 2

@@ -62,6 +62,8 @@ class PruningOptunaSearch(OptunaSearch):
         if result:
             # the result that made ASHA stop the trial never reached on_trial_result
             self._report(trial_id, result)
+        if result and "training_error" in result:
+            ot_trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
         if error:
             state, told = TrialState.FAIL, None
         elif value is None or not math.isfinite(float(value)):
@@ -87,13 +89,20 @@ def study_storage_url(spec: SweepSpec, experiment_dir: str) -> str | None:
     return storage
 
 
+SAMPLERS = {
+    "tpe": lambda sea, seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=sea.n_startup_trials, constant_liar=True),
+    "random": lambda sea, seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+def build_sampler(spec: SweepSpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The searcher's Optuna sampler by name, seeded with ``searcher.seed`` unless ``seed``."""
+    return SAMPLERS[spec.searcher.sampler](spec.searcher, spec.searcher.seed if seed is None else seed)
+
+
 def build_searcher(spec: SweepSpec, storage_url: str | None) -> PruningOptunaSearch:
     """TPE (or random) sampler, seeded; the study is named after the sweep."""
-    sea = spec.searcher
-    if sea.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=sea.seed, n_startup_trials=sea.n_startup_trials, constant_liar=True)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=sea.seed)
+    sea, sampler = spec.searcher, build_sampler(spec)
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},

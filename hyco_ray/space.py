@@ -1,31 +1,14 @@
 """Search-space files: load, check whole before Ray starts, turn into Optuna distributions.
 
 A file names a base config, fixed overrides, the searched keys (the same ``key=value`` paths as
-``hyco train``), the metric, the ASHA scheduler, the Optuna searcher, per-trial resources and
-where results go. Every mistake becomes one :class:`SpaceError` naming the key::
-
-    name: burgers_quick
-    base: burgers_hybrid_quick_test
-    overrides: [trainer_params.epochs=8]
-    space:
-      trainer_params.alpha: {type: uniform, low: 0.1, high: 1.0}
-      trainer_params.warmup_epochs: {type: int, low: 0, high: 3}          # inclusive
-      trainer_params.interleave_frequency: {type: choice, values: [1, 2, 4]}
-    metric: val_loss
-    mode: min
-    num_samples: 8
-    max_concurrent: 2
-    scheduler: {type: asha, grace_period: 1, reduction_factor: 2}      # max_t = epochs
-    searcher: {type: optuna, sampler: tpe, seed: 0, storage: auto}
-    resources: {cpu: 1, gpu: 0}
-    max_failures: 2
-    storage_path: sweeps
+``hyco train``), the metric, scheduler, searcher, per-trial resources and where results go; the
+fields and defaults are the dataclasses below, an annotated example is
+``search_spaces/burgers_quick.yaml``. Every mistake becomes one :class:`SpaceError` naming the key.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,19 +52,6 @@ class Param:
         if self.type == "int":
             return IntDistribution(int(self.low), int(self.high), log=self.log)
         return FloatDistribution(float(self.low), float(self.high), log=self.type == "loguniform")
-
-    def sample(self, rng: random.Random) -> Any:
-        """One value drawn with ``rng`` (for ``hyco tune --debug``)."""
-        if self.type == "choice":
-            return rng.choice(self.values)
-        if self.type == "int":
-            if self.log:
-                value = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
-                return min(int(self.high), max(int(self.low), int(value)))
-            return rng.randint(int(self.low), int(self.high))
-        if self.type == "loguniform":
-            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
-        return rng.uniform(float(self.low), float(self.high))
 
 
 @dataclass
@@ -144,21 +114,13 @@ class SweepSpec:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["space"] = {k: _param_to_dict(p) for k, p in self.space.items()}
+        data["space"] = {k: {f: v for f, v in asdict(p).items() if f != "key" and v is not None and v != [] and v is not False}
+                         for k, p in self.space.items()}
         data.pop("source")
         return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _param_to_dict(p: Param) -> dict:
-    if p.type == "choice":
-        return {"type": "choice", "values": list(p.values)}
-    out = {"type": p.type, "low": p.low, "high": p.high}
-    if p.log:
-        out["log"] = True
-    return out
 
 
 def format_value(value: Any) -> str:
@@ -180,8 +142,6 @@ def format_value(value: Any) -> str:
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
-
-# ----- loading -----------------------------------------------------------------------------------
 
 _TOP = {"name", "base", "overrides", "space", "metric", "mode", "num_samples", "max_concurrent", "scheduler",
         "searcher", "resources", "max_failures", "storage_path", "checkpoint_period_s"}
@@ -243,15 +203,13 @@ def _parse_param(where: str, key: str, raw: Any) -> Param:
     return Param(key, kind, low=low, high=high, log=log)
 
 
-def _typed(where: str, section: str, raw: Any, cls: type, ints: tuple = (), nums: tuple = ()) -> Any:
-    fields = set(cls.__dataclass_fields__)
-    raw = _check_keys(where, section, raw or {}, fields)
-    for key in ints:
-        if key in raw and raw[key] is not None:
-            _number(where, f"{section}.{key}", raw[key], integer=True)
-    for key in nums:
-        if key in raw and raw[key] is not None:
-            _number(where, f"{section}.{key}", raw[key])
+def _typed(where: str, section: str, raw: Any, cls: type) -> Any:
+    """A section as its dataclass: unknown keys refused, numbers checked against the defaults' types."""
+    raw = _check_keys(where, section, raw or {}, set(cls.__dataclass_fields__))
+    for key, value in raw.items():
+        default = cls.__dataclass_fields__[key].default
+        if value is not None and isinstance(default, (int, float)) and not isinstance(default, bool):
+            _number(where, f"{section}.{key}", value, integer=isinstance(default, int))
     return cls(**raw)
 
 
@@ -278,10 +236,9 @@ def parse_space(data: Any, where: str = "search space") -> SweepSpec:
         name=data["name"], base=data["base"], space=space, overrides=list(overrides),
         metric=data.get("metric", "val_loss"), mode=data.get("mode", "min"),
         num_samples=data.get("num_samples", 8), max_concurrent=data.get("max_concurrent", 2),
-        scheduler=_typed(where, "scheduler", data.get("scheduler"), SchedulerSpec,
-                         ints=("grace_period", "max_t"), nums=("reduction_factor",)),
-        searcher=_typed(where, "searcher", data.get("searcher"), SearcherSpec, ints=("seed", "n_startup_trials")),
-        resources=_typed(where, "resources", data.get("resources"), ResourceSpec, nums=("cpu", "gpu")),
+        scheduler=_typed(where, "scheduler", data.get("scheduler"), SchedulerSpec),
+        searcher=_typed(where, "searcher", data.get("searcher"), SearcherSpec),
+        resources=_typed(where, "resources", data.get("resources"), ResourceSpec),
         max_failures=data.get("max_failures", 2), storage_path=data.get("storage_path", "sweeps"),
         checkpoint_period_s=_number(where, "checkpoint_period_s", data.get("checkpoint_period_s", 10.0)),
         source=where,
@@ -293,37 +250,28 @@ def parse_space(data: Any, where: str = "search space") -> SweepSpec:
 def _check_settings(spec: SweepSpec, where: str) -> None:
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         _fail(where, "name", f"{spec.name!r}: use letters, digits, '-', '_' and '.' only (it names a directory)")
-    if spec.metric not in METRICS:
-        _fail(where, "metric", f"is {spec.metric!r}, must be one of {list(METRICS)}")
-    if spec.mode not in ("min", "max"):
-        _fail(where, "mode", f"is {spec.mode!r}, must be min or max")
-    if spec.num_samples < 1:
-        _fail(where, "num_samples", f"is {spec.num_samples}, must be >= 1")
-    if spec.max_concurrent < 1:
-        _fail(where, "max_concurrent", f"is {spec.max_concurrent}, must be >= 1")
-    if spec.max_failures < -1:
-        _fail(where, "max_failures", f"is {spec.max_failures}, must be >= 0 (or -1: retry forever)")
-    if spec.checkpoint_period_s <= 0:
-        _fail(where, "checkpoint_period_s", f"is {spec.checkpoint_period_s}, must be > 0")
     sch, sea, res = spec.scheduler, spec.searcher, spec.resources
-    if sch.type not in ("asha", "fifo"):
-        _fail(where, "scheduler.type", f"is {sch.type!r}, must be asha or fifo")
-    if sch.grace_period < 1:
-        _fail(where, "scheduler.grace_period", f"is {sch.grace_period}, must be >= 1")
-    if sch.reduction_factor <= 1:
-        _fail(where, "scheduler.reduction_factor", f"is {sch.reduction_factor}, must be > 1")
-    if sea.type != "optuna":
-        _fail(where, "searcher.type", f"is {sea.type!r}, must be optuna")
-    if sea.sampler not in ("tpe", "random"):
-        _fail(where, "searcher.sampler", f"is {sea.sampler!r}, must be tpe or random")
-    if sea.n_startup_trials < 0:
-        _fail(where, "searcher.n_startup_trials", f"is {sea.n_startup_trials}, must be >= 0")
-    if sea.storage not in (None, "auto") and (not isinstance(sea.storage, str) or "://" not in sea.storage):
-        _fail(where, "searcher.storage", f"is {sea.storage!r}, must be auto, null or a database URL such as sqlite:////abs/path/study.db")
-    if res.cpu <= 0:
-        _fail(where, "resources.cpu", f"is {res.cpu}, must be > 0 (fractions allowed)")
-    if res.gpu < 0 or (res.gpu > 1 and res.gpu != int(res.gpu)):
-        _fail(where, "resources.gpu", f"is {res.gpu}, must be >= 0: a fraction of one GPU or a whole number")
+    rules = [  # key, value, ok, rule
+        ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"),
+        ("mode", spec.mode, spec.mode in ("min", "max"), "min or max"),
+        ("num_samples", spec.num_samples, spec.num_samples >= 1, ">= 1"),
+        ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
+        ("max_failures", spec.max_failures, spec.max_failures >= -1, ">= 0 (or -1: retry forever)"),
+        ("checkpoint_period_s", spec.checkpoint_period_s, spec.checkpoint_period_s > 0, "> 0"),
+        ("scheduler.type", sch.type, sch.type in ("asha", "fifo"), "asha or fifo"),
+        ("scheduler.grace_period", sch.grace_period, sch.grace_period >= 1, ">= 1"),
+        ("scheduler.reduction_factor", sch.reduction_factor, sch.reduction_factor > 1, "> 1"),
+        ("searcher.type", sea.type, sea.type == "optuna", "optuna"),
+        ("searcher.sampler", sea.sampler, sea.sampler in ("tpe", "random"), "tpe or random"),
+        ("searcher.n_startup_trials", sea.n_startup_trials, sea.n_startup_trials >= 0, ">= 0"),
+        ("searcher.storage", sea.storage, sea.storage in (None, "auto") or (isinstance(sea.storage, str) and "://" in sea.storage),
+         "auto, null or a database URL such as sqlite:////abs/path/study.db"),
+        ("resources.cpu", res.cpu, res.cpu > 0, "> 0 (fractions allowed)"),
+        ("resources.gpu", res.gpu, res.gpu >= 0 and (res.gpu <= 1 or res.gpu == int(res.gpu)), ">= 0: a fraction of one GPU or a whole number"),
+    ]
+    for key, value, ok, rule in rules:
+        if not ok:
+            _fail(where, key, f"is {value!r}, must be {rule}")
     for key in spec.space:
         if key in RESERVED:
             _fail(where, f"space.{key}", "is set by the sweep from resources.cpu; do not search it")
@@ -345,7 +293,16 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     Fills ``scheduler.max_t`` (the base config's epochs) and makes ``data.cache_dir`` absolute,
     since Ray runs trials in their own working directory.
     """
-    from hyco.config import load_config
+    from omegaconf import OmegaConf
+
+    from hyco.config import config_from_dict, config_to_dict, load_config
+
+    def with_value(key: str, value: Any):  # Hydra composes a config group; a plain key is set on the base
+        if "/" in key:
+            return load_config(spec.base, spec.trial_overrides({key: value}))
+        data = OmegaConf.create(config_to_dict(base))
+        OmegaConf.update(data, key, value, merge=False)
+        return config_from_dict(OmegaConf.to_container(data))
 
     where = spec.source or "search space"
     try:
@@ -356,7 +313,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     for key, param in spec.space.items():
         for value in param.candidates():
             try:
-                cfg = load_config(spec.base, spec.trial_overrides({key: value}))
+                cfg = with_value(key, value)
             except ConfigError as exc:
                 _fail(where, f"space.{key}", f"value {value!r} rejected by config {spec.base!r}: {exc}")
             if cfg.trainer_params.epochs != base.trainer_params.epochs:
@@ -376,8 +333,32 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     return spec
 
 
-def load_space(path: str | Path, num_samples: int | None = None, storage_path: str | None = None) -> SweepSpec:
-    """Read, parse and validate a search-space file; command-line values replace the file's."""
+def apply_overrides(data: dict, items: list[str], where: str) -> dict:
+    """``key=value`` on the command line: a space field (``num_samples=16``, ``scheduler.grace_period=2``,
+    ``space.trainer_params.alpha.high=0.5``) or else a config override for every trial."""
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            _fail(where, item, "an override must be key=value")
+        value = yaml.safe_load(text) if text else None
+        if key.startswith("space."):
+            param, _, attr = key[len("space."):].rpartition(".")
+            if param not in data.get("space", {}):
+                _fail(where, key, f"no searched key {param!r}; searched: {', '.join(data.get('space', {}))}")
+            data["space"][param][attr] = value
+        elif key.split(".")[0] in _TOP:
+            *path, last = key.split(".")
+            node = data
+            for part in path:
+                node = node.setdefault(part, {})
+            node[last] = value
+        else:
+            data["overrides"] = [*data.get("overrides", []), item]
+    return data
+
+
+def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read, parse and validate a search-space file with command-line ``key=value`` overrides applied."""
     path = Path(path)
     if not path.is_file():
         raise SpaceError(f"search space file {str(path)!r} does not exist")
@@ -386,21 +367,22 @@ def load_space(path: str | Path, num_samples: int | None = None, storage_path: s
     except yaml.YAMLError as exc:
         raise SpaceError(f"{path}: not valid YAML: {exc}") from None
     if isinstance(data, dict):
-        if num_samples is not None:
-            data["num_samples"] = num_samples
-        if storage_path is not None:
-            data["storage_path"] = storage_path
+        data = apply_overrides(data, list(overrides), str(path))
     spec = parse_space(data, where=str(path))
     return validate_space(spec)
 
 
 def spec_from_dict(data: dict) -> SweepSpec:
     """A spec saved in a sweep directory (already validated when the sweep started)."""
-    spec = parse_space(data, where="hyco_sweep.yaml")
-    return spec
+    return parse_space(data, where="hyco_sweep.yaml")
 
 
 def sample_params(spec: SweepSpec, seed: int | None = None) -> dict[str, Any]:
-    """One configuration drawn from the space, seeded (``searcher.seed`` by default)."""
-    rng = random.Random(spec.searcher.seed if seed is None else seed)
-    return {key: p.sample(rng) for key, p in spec.space.items()}
+    """The sweep's first trial: its own sampler (``searcher.seed`` unless ``seed``) asked once, no Ray."""
+    import optuna
+
+    from hyco_ray.search import build_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=build_sampler(spec, seed))
+    return study.ask({key: p.distribution() for key, p in spec.space.items()}).params

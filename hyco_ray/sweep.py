@@ -1,8 +1,7 @@
 """Run a sweep: Ray (embedded or a cluster), Optuna TPE + ASHA, resume, and the debug run.
 
-Embedded Ray is the default (``ray.init(num_cpus=...)`` on this machine). ``address`` (or the
-``RAY_ADDRESS`` environment variable) joins a running cluster instead: ``auto`` finds a local
-one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
+Embedded Ray is the default: a new Ray of its own (never one already running on the host).
+``address`` (or ``RAY_ADDRESS``) joins a running cluster instead: ``auto`` finds a local one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
 and ``RAY_AUTH_TOKEN`` in the environment, see the README). A multi-node cluster needs a
 ``storage_path`` all nodes can reach (``s3://...`` or an NFS mount).
 
@@ -15,10 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +38,13 @@ class SweepOutcome:
     summary: str
     finished: bool  # False: interrupted (resume with --resume)
     wall_s: float
+    trials: int = 0
+    errored: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 done, 130 interrupted (resumable), 1 every trial errored."""
+        return 130 if not self.finished else int(bool(self.trials) and self.errored == self.trials)
 
 
 def experiment_dir(spec: SweepSpec) -> str:
@@ -70,6 +73,47 @@ def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
     return spec_from_dict(yaml.safe_load(path.read_text()))
 
 
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
+    """The saved spec, if the space file (with its command-line overrides) still says the same."""
+    saved = load_saved_spec(exp_dir)
+    old, new = _flat(saved.to_dict()), _flat(spec.to_dict())
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    if changed:
+        raise SweepError(f"the space changed since sweep {saved.name!r} started ({'; '.join(changed)}); --resume runs "
+                         "what was saved: undo the change, or start a new sweep with --name")
+    return saved
+
+
+def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None, resume: bool = False) -> str:
+    """What ``hyco tune`` would run (``--dry-run``); starts nothing."""
+    exp_dir, sch, sea, res = experiment_dir(spec), spec.scheduler, spec.searcher, spec.resources
+    rungs = [r for r in (sch.grace_period * int(sch.reduction_factor) ** k for k in range(32)) if r < spec.max_t]
+    stop = (f"ASHA: rungs after epochs {', '.join(map(str, rungs)) or 'none'} of {spec.max_t} (keeps the best "
+            f"1/{sch.reduction_factor:g})" if sch.type == "asha" else f"none: every trial runs all {spec.max_t} epochs")
+    state = "exists (continue it with --resume)" if Path(exp_dir, SPEC_FILE).exists() else "new"
+    ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
+    space = "\n".join(f"    {k}: {p.type} {p.values if p.type == 'choice' else [p.low, p.high]}" for k, p in spec.space.items())
+    return "\n".join([
+        f"sweep {spec.name}{' (resume)' if resume else ''}: {spec.num_samples} trials, at most {spec.max_concurrent} at a time",
+        f"base config {spec.base}; fixed overrides: {' '.join(spec.overrides)}",
+        f"searched:\n{space}",
+        f"objective: {spec.mode} {spec.metric}",
+        f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
+        f"early stopping: {stop}",
+        f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sea.study_name or spec.name} in "
+        f"{(sea.storage if sea.storage != 'auto' else None) or (exp_dir + '/optuna.db' if '://' not in exp_dir else 'memory')}",
+        f"sweep directory: {exp_dir} ({state})",
+        f"Ray: {ray_at}",
+    ])
+
+
 def prepare_data(spec: SweepSpec) -> str:
     """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit.
 
@@ -96,7 +140,8 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
+        # "local": a new Ray of our own, even when another one runs on this host
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
         return True
     try:
         ray.init(address=address, log_to_driver=True)
@@ -111,44 +156,37 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-@contextmanager
-def _sigterm_as_ctrl_c():
-    """SIGTERM stops the sweep like Ctrl-C (Tune snapshots its state, Ray shuts down) instead of
-    killing the driver with Ray processes left behind and the last seconds lost."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _live_view(spec: SweepSpec):
+    """One line per trial event (result, stop, error) instead of Tune's repeated status tables."""
+    from ray.tune import Callback
+
+    class LiveView(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+            print(f"[{done}/{spec.num_samples} done] {trial.trial_id} epoch {result.get('epoch')}: "
+                  f"{spec.metric}={result.get(spec.metric, float('nan')):.4g}", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            print(f"{trial.trial_id} finished", flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"{trial.trial_id} errored (see {trial.local_path})", flush=True)
+
+    return LiveView()
 
 
-def _reporter(spec: SweepSpec):
-    from ray.tune import CLIReporter
-
-    return CLIReporter(
-        metric_columns={"epoch": "epoch", spec.metric: spec.metric, "param_error": "param_error"},
-        parameter_columns={k: k.split(".")[-1] for k in spec.space},
-        sort_by_metric=True,
-        metric=spec.metric,
-        mode=spec.mode,
-        max_report_frequency=15,
-    )
-
-
-def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
+def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
     """A fresh Tuner, or the interrupted one restored from ``exp_dir``."""
     from ray import tune
 
     from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
     from hyco_ray.trainable import make_trainable, trial_name
 
-    trainable = make_trainable(spec)
+    trainable = make_trainable(spec, after_epoch)
     if resume:
         if not tune.Tuner.can_restore(exp_dir):
-            raise SweepError(f"nothing to resume in {exp_dir} (no experiment state); start it without --resume")
+            raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
+                             "start it again without --resume")
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     storage_path, name = exp_dir.rsplit("/", 1)
     return tune.Tuner(
@@ -167,28 +205,33 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool):
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            progress_reporter=_reporter(spec),
-            verbose=1,
+            callbacks=[_live_view(spec)],
+            verbose=0,
         ),
     )
 
 
-def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None) -> SweepOutcome:
-    """Run (or resume) the sweep of a validated spec; returns the summary it printed."""
+def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None,
+              after_epoch=None) -> SweepOutcome:
+    """Run (or resume) the sweep of a validated spec; returns the summary it printed.
+
+    ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial."""
+    from ray import tune
+
     from hyco_ray.analysis import load_sweep, summary_text
 
     exp_dir = experiment_dir(spec)
     local = "://" not in exp_dir
     if resume:
         if local:
-            spec = load_saved_spec(exp_dir)  # exactly what the interrupted sweep ran
-    elif local and (Path(exp_dir) / SPEC_FILE).exists():
+            spec = _unchanged_saved_spec(exp_dir, spec)  # exactly what the interrupted sweep ran
+    elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
+    print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
     if not resume:
         _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
@@ -198,8 +241,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     started = connect_ray(address, num_cpus)
     tic = time.time()
     try:
-        with _sigterm_as_ctrl_c():
-            build_tuner(spec, exp_dir, resume).fit()
+        build_tuner(spec, exp_dir, resume, after_epoch).fit()
     finally:
         if started:
             ray.shutdown()
@@ -212,7 +254,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     summary = summary_text(sweep, wall_s=wall)
     _write_text(f"{exp_dir}/summary.md", summary)
     print(summary)
-    return SweepOutcome(exp_dir, summary, not sweep.unfinished(), wall)
+    return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished"), wall, len(sweep.trials), len(sweep.by_outcome("error")))
 
 
 def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:
@@ -223,9 +265,7 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
     params = sample_params(spec, seed)
     overrides = spec.trial_overrides(params)
     cfg = load_config(spec.base, overrides)
-    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug"
-    print("debug run (no Ray) of one sampled configuration:")
-    for key, value in params.items():
-        print(f"  {key}={value}")
+    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug-{time.strftime('%Y%m%d-%H%M%S')}"
+    print("debug run (no Ray) of the sweep's first trial:\n" + "".join(f"  {k}={v}\n" for k, v in params.items()), end="")
     print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")
     return train_run(cfg, run_dir)

@@ -6,9 +6,8 @@ it if torch can see one (CPU otherwise) and reports every epoch's metrics togeth
 checkpoint of ``trainer.state_dict()``. A retried or resumed trial loads its last checkpoint
 and continues with the next epoch.
 
-Test hook (failure injection): with ``HYCO_FAIL_ONCE_AT_EPOCH=k`` in the environment of
-``hyco tune``, every trial raises once, after computing epoch k and before reporting it; a
-marker file in the trial directory makes the retry go through. Never set it in real sweeps.
+Tests inject faults by passing ``after_epoch(epoch, trial_dir)``, called after each epoch is
+computed and before it is reported; production sweeps pass nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import math
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +28,13 @@ from ray import tune
 
 from hyco.config import config_to_yaml, load_config
 from hyco.errors import TrainingError
+from hyco.run import check_finite, load_checkpoint
 from hyco.runtime import environment
 from hyco.training import create_trainer
 from hyco_ray.space import SweepSpec, spec_from_dict
 
 STATE_FILE = "trainer_state.pt"
 HISTORY_FILE = "history.json"
-FAIL_ENV = "HYCO_FAIL_ONCE_AT_EPOCH"
-FAIL_MARKER = ".hyco_injected_failure"
-
-
-class InjectedFailure(RuntimeError):
-    """Raised once per trial by the ``HYCO_FAIL_ONCE_AT_EPOCH`` test hook."""
-
 
 def cpu_share(spec: SweepSpec) -> int:
     """torch threads for this trial: the CPUs Ray reserved for it (at least 1)."""
@@ -53,22 +47,15 @@ def cpu_share(spec: SweepSpec) -> int:
 
 def pick_device() -> tuple[str, dict[str, Any]]:
     """``cuda`` when Ray assigned this trial a GPU and torch can see it, else ``cpu``."""
-    try:
-        gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-    except Exception:  # noqa: BLE001 - Ray not initialised (debug runs)
-        gpu_ids = []
-    try:
-        node_id = ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001
-        node_id = ""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    in_ray = ray.is_initialized()  # not in debug runs
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()] if in_ray else []
     device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-    info = {"device": device, "gpu_ids": ",".join(gpu_ids), "cuda_visible_devices": visible if visible is not None else "",
-            "hostname": socket.gethostname(), "node_id": node_id}
-    return device, info
+    return device, {"device": device, "gpu_ids": ",".join(gpu_ids), "hostname": socket.gethostname(),
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                    "node_id": ray.get_runtime_context().get_node_id() if in_ray else ""}
 
 
-def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | None = None) -> None:
+def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, Path], None] | None = None) -> None:
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     spec = spec_from_dict(sweep)
@@ -76,14 +63,14 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
     cfg = load_config(spec.base, spec.trial_overrides(config, threads))
     device, info = pick_device()
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    _write_trial_config(config_to_yaml(cfg))
+    (_trial_dir() / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
     trainer = create_trainer(cfg, device=device)
 
     restored_from, reported = 0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            trainer.load_state_dict(torch.load(Path(ckpt_dir) / STATE_FILE, map_location=device, weights_only=False))
+            trainer.load_state_dict(load_checkpoint(Path(ckpt_dir) / STATE_FILE, map_location=device))
             if (Path(ckpt_dir) / HISTORY_FILE).exists():
                 reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
         restored_from = trainer.epoch
@@ -93,8 +80,9 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
 
     try:
         for metrics in trainer.fit():
-            if fail_once_at_epoch is not None and metrics["epoch"] == fail_once_at_epoch:
-                _fail_once(fail_once_at_epoch)
+            check_finite(metrics)
+            if after_epoch is not None:
+                after_epoch(metrics["epoch"], _trial_dir())
             row = {**metrics, **extra}
             reported.append(row)
             with tempfile.TemporaryDirectory() as tmp:
@@ -103,9 +91,10 @@ def run_trial(config: dict[str, Any], sweep: dict, fail_once_at_epoch: int | Non
                 (Path(tmp) / HISTORY_FILE).write_text(json.dumps(reported))
                 tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
     except TrainingError as exc:
-        # NaN: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
+        # NaN or inf: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
         worst = math.inf if spec.mode == "min" else -math.inf
-        tune.report({"epoch": trainer.epoch + 1, spec.metric: worst, "training_error": str(exc), **extra})
+        epoch = getattr(exc, "epoch", None) or trainer.epoch + 1
+        tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
 
 
 def _trial_dir() -> Path:
@@ -115,33 +104,12 @@ def _trial_dir() -> Path:
         return Path.cwd()
 
 
-def _write_trial_config(text: str) -> None:
-    """The trial's resolved config, for ``hyco train --config-file`` by hand."""
-    try:
-        (_trial_dir() / "hyco_config.yaml").write_text(text)
-    except OSError:
-        pass
-
-
-def _fail_once(epoch: int) -> None:
-    marker = _trial_dir() / FAIL_MARKER
-    if not marker.exists():
-        marker.write_text(str(epoch))
-        raise InjectedFailure(f"injected failure at epoch {epoch} ({FAIL_ENV}); the retry continues from the checkpoint")
-
-
-def fail_once_setting() -> int | None:
-    """The failure-injection hook's epoch, read in the driver and handed to every trial."""
-    value = os.environ.get(FAIL_ENV)
-    return int(value) if value else None
-
-
 def trial_name(trial: Any) -> str:
     """Short trial (and directory) names: ``trial_<id>``."""
     return f"trial_{trial.trial_id}"
 
 
-def make_trainable(spec: SweepSpec):
-    """The trainable with the spec bound and the trial's resources attached."""
-    bound = tune.with_parameters(run_trial, sweep=spec.to_dict(), fail_once_at_epoch=fail_once_setting())
+def make_trainable(spec: SweepSpec, after_epoch: Callable[[int, Path], None] | None = None):
+    """The trainable with the spec (and a test's fault hook) bound and the trial's resources attached."""
+    bound = tune.with_parameters(run_trial, sweep=spec.to_dict(), after_epoch=after_epoch)
     return tune.with_resources(bound, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})

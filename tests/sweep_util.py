@@ -55,3 +55,17 @@ def write_space(tmp: Path, cache_dir: Path | None = None, epochs: int | None = N
     path = tmp / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def fail_once_at(epoch: int):
+    """A fault hook for ``run_sweep(after_epoch=...)``: every trial raises once, after computing
+    ``epoch`` and before reporting it; a marker file in the trial directory lets the retry pass.
+    (A nested function: Ray pickles it by value, so workers need not import this module.)"""
+
+    def hook(at: int, trial_dir: Path) -> None:
+        marker = trial_dir / ".hyco_injected_failure"
+        if at == epoch and not marker.exists():
+            marker.write_text(str(at))
+            raise RuntimeError(f"injected failure at epoch {at}; the retry continues from the checkpoint")
+
+    return hook

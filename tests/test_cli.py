@@ -90,3 +90,83 @@ def test_same_run_with_and_without_hyco_data_first(tmp_path, capsys):
             assert metrics(str(cache), dtype) == direct, dtype
     finally:
         math.set_global_precision(before)
+
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err
+    assert err.startswith("hyco: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_resume_without_run_dir_is_refused(capsys):
+    """Issue 10.6: `hyco train --resume` without --run-dir silently started a fresh run."""
+    assert main(["train", "burgers_hybrid_quick_test", "--resume"]) == 2
+    _one_line_error(capsys, "--resume needs --run-dir")
+
+
+def test_an_existing_run_dir_is_not_overwritten(tmp_path, cache_dir, capsys):
+    """Issue 10.6: --run-dir of a finished run without --resume truncated its metrics and checkpoint."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    args = ["train", "burgers_hybrid_quick_test", f"data.cache_dir={cache_dir}", *SMALL, "--run-dir", str(run_dir)]
+    assert main(args) == 2
+    _one_line_error(capsys, "already holds a run", "--resume")
+    assert (run_dir / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
+    assert main([*args[:-2], "--run-dir", str(tmp_path / "empty"), "--resume"]) == 2
+    _one_line_error(capsys, "nothing to resume")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_malicious_checkpoint_runs_nothing(tmp_path, cache_dir, capsys):
+    """Issue 11.1: torch.load(weights_only=False) ran a crafted checkpoint's code."""
+    import torch
+
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    args = ["train", "burgers_hybrid_quick_test", f"data.cache_dir={cache_dir}", *SMALL, "trainer_params.epochs=1",
+            "--run-dir", str(run_dir)]
+    assert main(args) == 0
+    capsys.readouterr()
+    torch.save({"model": _Payload(marker)}, run_dir / "checkpoint.pt")
+    assert main(["evaluate", str(run_dir)]) == 2
+    _one_line_error(capsys, "refused checkpoint", "checkpoint.pt", "could run code")
+    assert main([*args, "--resume"]) == 2
+    _one_line_error(capsys, "refused checkpoint")
+    assert not marker.exists(), "the checkpoint's code ran"
+
+
+def test_truncated_checkpoint_and_broken_yaml_are_one_line(tmp_path, capsys):
+    """Issue 11.5: a truncated checkpoint printed a torch traceback, broken YAML a 62-line parser one."""
+    import torch
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"w": torch.zeros(1000)}, run_dir / "checkpoint.pt")
+    data = (run_dir / "checkpoint.pt").read_bytes()
+    (run_dir / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    assert main(["evaluate", str(run_dir)]) == 2
+    _one_line_error(capsys, "checkpoint.pt", "not readable")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer_params:\n  alpha: [0.5\n  epochs: 3\n")
+    assert main(["train", "--config-file", str(broken)]) == 2
+    _one_line_error(capsys, "broken.yaml", "not valid YAML", "line")
+
+
+def test_an_infinite_val_loss_ends_the_run_as_diverged(tmp_path, cache_dir, capsys):
+    """Issue 11.2: learning_rate=1e5 exited 0 with "val_loss": Infinity."""
+    args = ["train", "burgers_hybrid_quick_test", f"data.cache_dir={cache_dir}", *SMALL,
+            "trainer_params.synthetic.learning_rate=1e5", "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "diverged (NaN or inf)" in err and "Traceback" not in err, err

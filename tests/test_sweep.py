@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,12 +21,11 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import write_space  # noqa: E402
+from sweep_util import fail_once_at, write_space  # noqa: E402
 
 from hyco_ray.analysis import export_best, load_sweep, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
 from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
-from hyco_ray.trainable import FAIL_ENV  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +47,7 @@ def asha_sweep(tmp_path_factory):
         searcher={"type": "optuna", "sampler": "tpe", "seed": 1, "n_startup_trials": 3, "storage": "auto"},
     )
     spec = load_space(space)
-    os.environ[FAIL_ENV] = str(FAIL_AT)
-    try:
-        outcome = run_sweep(spec, num_cpus=2)
-    finally:
-        del os.environ[FAIL_ENV]
+    outcome = run_sweep(spec, num_cpus=2, after_epoch=fail_once_at(FAIL_AT))
     assert not ray.is_initialized(), "the embedded Ray must be shut down after the sweep"
     return spec, outcome, load_sweep(outcome.experiment_dir)
 
@@ -173,36 +169,48 @@ def _finished(exp_dir: Path, epochs: int) -> list[Path]:
     return done
 
 
-def test_interrupt_then_resume_keeps_finished_trials(tmp_path):
+def test_sigterm_to_the_process_group_then_the_printed_hint_resumes(tmp_path):
+    """SIGTERM to the whole process group (what `timeout` and job schedulers send) stops the sweep
+    cleanly (issue 11.3); the printed hint resumes the sweep named with --name (issue 10.3), and
+    finished trials are not run again."""
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="resume", num_samples=5, max_concurrent=2,
                         scheduler={"type": "fifo"}, checkpoint_period_s=2)
-    exp_dir = tmp_path / "sweeps" / "resume"
+    exp_dir = tmp_path / "sweeps" / "X"
     log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--name", "X"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.time() + 240
         while len(_finished(exp_dir, 3)) < 2:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.time() < deadline, "trials did not finish in time"
             time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(proc.pid, signal.SIGTERM)  # the group, as `timeout -s TERM` does
+        tic = time.time()
         rc = proc.wait(timeout=120)
+        stop_s = time.time() - tic
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
         log.close()
     first_log = (tmp_path / "first.log").read_text()
-    assert rc == 130, first_log[-3000:]
-    assert "--resume" in first_log
+    assert rc == 130 and stop_s < 45, (rc, stop_s, first_log[-3000:])
+    assert "## sweep X" in first_log, "no summary after SIGTERM"
+    # issue 10.7: one line per event, no status tables; the sweep dir at start and end
+    assert "== Status ==" not in first_log and "epoch 3: val_loss=" in first_log
+    assert first_log.count(f"sweep directory: {exp_dir}") == 2
+    hint = first_log.split("continue it with: ")[1].splitlines()[0]
+    assert hint.startswith("hyco tune") and "--name X" in hint and hint.endswith("--resume")
 
     interrupted = load_sweep(exp_dir)
     finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
     assert len(finished) >= 2
     assert len(interrupted.trials) < 5 or interrupted.unfinished()
 
-    outcome = run_sweep(load_space(space), resume=True, num_cpus=2)
-    assert outcome.finished and not ray.is_initialized()
+    from hyco_ray.cli import main
+
+    assert main(shlex.split(hint)[1:] + ["--num-cpus", "2"]) == 0
+    assert not ray.is_initialized()
     resumed = load_sweep(exp_dir)
     assert len(resumed.trials) == 5
     assert [t.outcome(resumed.spec.max_t) for t in resumed.trials] == ["complete"] * 5
@@ -211,6 +219,6 @@ def test_interrupt_then_resume_keeps_finished_trials(tmp_path):
         assert after == before, f"finished trial {trial_id} was run again"
     for t in resumed.trials:
         assert [r["epoch"] for r in t.history] == [1, 2, 3]
-    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{exp_dir}/optuna.db")
+    study = optuna.load_study(study_name="X", storage=f"sqlite:///{exp_dir}/optuna.db")
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 5 and len(states) == 5

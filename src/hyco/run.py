@@ -12,6 +12,7 @@ import json
 import logging
 import math as pymath
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -30,10 +31,36 @@ def _json_safe(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not pymath.isfinite(v) else v) for k, v in metrics.items()}
 
 
+def check_finite(metrics: dict) -> dict:
+    """End a diverged run: a validation loss that is NaN or inf, or an infinite value anywhere (NaN
+    elsewhere means "not computed this epoch"). Every caller (``hyco train``, a sweep trial) uses it."""
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and (pymath.isinf(v) or (k.startswith("val_") and pymath.isnan(v)))]
+    if bad:
+        exc = TrainingError(f"diverged (NaN or inf) at epoch {metrics.get('epoch')}: "
+                            + ", ".join(f"{k}={metrics[k]}" for k in bad))
+        exc.epoch = metrics.get("epoch")
+        raise exc
+    return metrics
+
+
 def save_checkpoint(trainer: HybridTrainer, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(trainer.state_dict(), tmp)
     os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: str | None = None) -> dict:
+    """A checkpoint as data only (``weights_only=True``: a crafted file cannot run code); one clear error."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise HycoError(f"refused checkpoint {path}: it holds objects other than tensors and plain data "
+                            "(loading it could run code); hyco writes no such files") from None
+        raise HycoError(f"checkpoint {path} is not readable (corrupt or not written by hyco): {exc}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HycoError(f"checkpoint {path} is not readable (truncated, corrupt or not written by hyco): {reason}") from None
 
 
 def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
@@ -53,22 +80,27 @@ def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg`` writing everything into ``run_dir``; returns the last epoch's metrics."""
     run_dir = Path(run_dir).expanduser().resolve()
+    checkpoint = run_dir / "checkpoint.pt"
+    metrics_file = run_dir / "metrics.jsonl"
+    if resume and not checkpoint.exists():
+        raise HycoError(f"nothing to resume: {run_dir} has no checkpoint.pt")
+    if not resume and (checkpoint.exists() or metrics_file.exists()):
+        raise HycoError(f"{run_dir} already holds a run: continue it with --resume, or choose a new --run-dir")
+    state = load_checkpoint(checkpoint) if resume else None
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
     trainer = create_trainer(cfg)
     (run_dir / "environment.json").write_text(json.dumps(environment(cfg.run_params), indent=2))
-    checkpoint = run_dir / "checkpoint.pt"
-    metrics_file = run_dir / "metrics.jsonl"
-    if resume and checkpoint.exists():
-        trainer.load_state_dict(torch.load(checkpoint, weights_only=False))
+    if state is not None:
+        trainer.load_state_dict(state)
         log.info("resumed %s after epoch %d", run_dir, trainer.epoch)
-    elif metrics_file.exists():
-        metrics_file.unlink()
+        (run_dir / "test_metrics.json").unlink(missing_ok=True)  # stale: scored an earlier epoch
     bar = tqdm(total=cfg.trainer_params.epochs, initial=trainer.epoch, desc=cfg.run_params.experiment_name,
                disable=not progress, unit="epoch")
     try:
         with metrics_file.open("a") as out:
             for metrics in trainer.fit():
+                check_finite(metrics)
                 out.write(json.dumps(_json_safe(metrics)) + "\n")
                 out.flush()
                 save_checkpoint(trainer, checkpoint)
@@ -109,7 +141,8 @@ def evaluate_run(run_dir: str | Path) -> dict:
     checkpoint = run_dir / "checkpoint.pt"
     if not checkpoint.exists():
         raise HycoError(f"{run_dir} has no checkpoint.pt: is it a run directory of hyco train?")
+    state = load_checkpoint(checkpoint)
     cfg = load_config_file(run_dir / "config.yaml")
     trainer = create_trainer(cfg)
-    trainer.load_state_dict(torch.load(checkpoint, weights_only=False))
+    trainer.load_state_dict(state)
     return evaluate_trainer(trainer, run_dir)

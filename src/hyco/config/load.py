@@ -84,7 +84,12 @@ def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConf
 
 def _compose_file(path: Path, overrides: Sequence[str]) -> DictConfig:
     """A resolved config file (as ``hyco export`` writes) composes from its own directory."""
-    text = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(text, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping, got {type(text).__name__}")
     if "defaults" in text:

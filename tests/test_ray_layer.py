@@ -1,0 +1,207 @@
+"""The Ray layer's start, stop and bookkeeping, cheap: no sweep runs here (those are in test_sweep.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from hyco_ray import sweep as sweep_mod  # noqa: E402
+
+
+def test_local_ray_never_joins_another_ray_on_the_host(monkeypatch):
+    """Issue 10.1: without address="local", ray.init joins a running Ray, then num_cpus raises."""
+    calls = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    assert sweep_mod.connect_ray(None, 2) is True
+    (kw,) = calls
+    assert kw["address"] == "local" and kw["num_cpus"] == 2
+
+
+@pytest.mark.slow
+def test_local_ray_starts_beside_another_ray_on_the_host(tmp_path):
+    """Issue 10.1 for real: another Ray (its own session) runs on this host; ours starts anyway."""
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / "ready"
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, sys, time, ray; ray.init(num_cpus=1, include_dashboard=False); "
+         f"pathlib.Path({str(ready)!r}).write_text('x'); time.sleep(120)"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while not ready.exists():
+            assert other.poll() is None and time.time() < deadline, "the other Ray did not start"
+            time.sleep(0.5)
+        assert sweep_mod.connect_ray(None, 2)
+        try:
+            assert ray.cluster_resources()["CPU"] == 2  # ours, not the other one (1 CPU)
+        finally:
+            ray.shutdown()
+    finally:
+        import os
+        import signal
+
+        os.killpg(other.pid, signal.SIGTERM)  # the session we started, nothing else
+        other.wait(timeout=60)
+
+
+def test_a_failed_start_can_be_started_again(tmp_path, monkeypatch):
+    """Issue 10.2: Ray failed to start; the rerun must not claim the sweep exists (nor --resume work)."""
+    from sweep_util import write_space
+
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path))
+
+    def no_ray(*_):
+        raise sweep_mod.SweepError("Ray did not start")
+
+    monkeypatch.setattr(sweep_mod, "connect_ray", no_ray)
+    monkeypatch.setattr(sweep_mod, "prepare_data", lambda spec: "")
+    for _ in range(2):
+        with pytest.raises(sweep_mod.SweepError, match="Ray did not start"):
+            sweep_mod.run_sweep(spec)
+
+
+def test_a_trial_with_an_infinite_val_loss_is_diverged(tmp_path, monkeypatch):
+    """Issue 11.2: in a sweep that trial was "complete" in Tune and PRUNED in Optuna."""
+    from ray import tune
+    from sweep_util import write_space
+    from test_cli import SMALL
+
+    from hyco_ray import trainable
+    from hyco_ray.analysis import TrialRecord
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache",
+                                  overrides=[*SMALL, "trainer_params.synthetic.learning_rate=1e5"]))
+    reported = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", lambda row, checkpoint=None: reported.append(row))
+    trainable.run_trial({"trainer_params.alpha": 0.5, "trainer_params.physical.max_iterations": 1}, sweep=spec.to_dict())
+    final = reported[-1]
+    assert "diverged (NaN or inf)" in final["training_error"] and final["val_loss"] == float("inf")
+    assert TrialRecord("t", "TERMINATED", {}, reported, "").outcome(spec.max_t) == "diverged"
+
+
+def test_faults_are_injected_by_the_test_not_by_a_production_switch(tmp_path, monkeypatch):
+    """Issue 11.10: the trainable read HYCO_FAIL_ONCE_AT_EPOCH from the environment."""
+    import inspect
+
+    from ray import tune
+    from sweep_util import write_space
+
+    from hyco_ray import trainable
+    from hyco_ray.space import load_space
+
+    source = inspect.getsource(trainable)
+    assert "HYCO_FAIL" not in source and "fail_once" not in source
+    spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2))
+    seen = []
+
+    def hook(epoch, trial_dir):
+        seen.append((epoch, trial_dir))
+        raise RuntimeError("injected")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", lambda row, checkpoint=None: None)
+    with pytest.raises(RuntimeError, match="injected"):
+        trainable.run_trial({"trainer_params.alpha": 0.5}, sweep=spec.to_dict(), after_epoch=hook)
+    assert seen == [(1, tmp_path)]
+
+
+def test_debug_run_samples_the_sweeps_first_trial(tmp_path):
+    """Issue 10.9: --debug drew with Python's random, not the sweep's sampler."""
+    from sweep_util import write_space
+
+    from hyco_ray.search import build_searcher
+    from hyco_ray.space import load_space, sample_params
+
+    for sampler in ("tpe", "random"):
+        spec = load_space(write_space(tmp_path, searcher={"sampler": sampler, "seed": 7}))
+        assert sample_params(spec) == build_searcher(spec, None).suggest("first")
+
+
+def test_dry_run_prints_the_plan_fast_without_ray(tmp_path):
+    """Issue 10.4: the plan (trials, concurrency, resources, rungs, storage), no Ray, in < 5 s."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    space = Path(__file__).resolve().parent.parent / "search_spaces" / "burgers_quick.yaml"
+    tic = time.time()
+    out = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--dry-run", "--max-concurrent", "3",
+                          "--metric", "val_loss_physical", "--gpus-per-trial", "0.5", "num_samples=5",
+                          "scheduler.grace_period=2", "space.trainer_params.alpha.high=0.5",
+                          f"--storage-path={tmp_path}"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    wall = time.time() - tic
+    assert out.returncode == 0, out.stderr
+    plan = out.stdout
+    assert "5 trials, at most 3 at a time" in plan and "min val_loss_physical" in plan
+    assert "0.5 GPU" in plan and "rungs after epochs 2, 4 of 8" in plan and "uniform [0.05, 0.5]" in plan
+    assert f"sweep directory: {tmp_path}/burgers_quick (new)" in plan
+    assert not (tmp_path / "burgers_quick").exists()
+    assert "default backend" not in out.stdout + out.stderr  # issue 10.7: PhiML's line, twice
+    assert wall < 5 + 3, wall  # 5 s on an idle machine; this one is shared
+
+
+def test_space_overrides_and_flags_reach_the_spec(tmp_path):
+    """Issue 10.4: key=value overrides of any space field; other keys are config overrides of every trial."""
+    from sweep_util import write_space
+
+    from hyco_ray.space import SpaceError, load_space
+
+    spec = load_space(write_space(tmp_path), ["max_concurrent=3", "metric=val_loss_physical", "mode=max",
+                                              "resources.gpu=0.5", "searcher.seed=5", "space.trainer_params.alpha.low=0.2",
+                                              "trainer_params.synthetic.learning_rate=0.01"])
+    assert (spec.max_concurrent, spec.metric, spec.mode, spec.resources.gpu, spec.searcher.seed) == (3, "val_loss_physical", "max", 0.5, 5)
+    assert spec.space["trainer_params.alpha"].low == 0.2
+    assert "trainer_params.synthetic.learning_rate=0.01" in spec.overrides
+    with pytest.raises(SpaceError, match="scheduler.grace: unknown key"):
+        load_space(write_space(tmp_path), ["scheduler.grace=2"])
+    with pytest.raises(SpaceError, match="no searched key"):
+        load_space(write_space(tmp_path), ["space.trainer_params.beta.low=1"])
+
+
+def test_resume_refuses_an_edited_space(tmp_path):
+    """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (e.g. num_samples)."""
+    from sweep_util import write_space
+
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path))
+    exp_dir = sweep_mod.experiment_dir(spec)
+    sweep_mod._write_text(f"{exp_dir}/{sweep_mod.SPEC_FILE}", spec.to_yaml())
+    assert sweep_mod._unchanged_saved_spec(exp_dir, spec).to_dict() == spec.to_dict()
+    edited = load_space(write_space(tmp_path), ["num_samples=18", "space.trainer_params.alpha.high=0.5"])
+    with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 18.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
+        sweep_mod.run_sweep(edited, resume=True)
+
+
+def test_interrupt_hint_keeps_the_sweep_name(tmp_path, monkeypatch, capsys):
+    """Issue 10.3: the printed resume hint dropped --name and resumed the other sweep."""
+    from sweep_util import write_space
+
+    from hyco_ray.cli import main
+
+    space = write_space(tmp_path)
+    monkeypatch.setattr(sweep_mod, "run_sweep", lambda spec, **kw: sweep_mod.SweepOutcome(
+        sweep_mod.experiment_dir(spec), "", False, 1.0))
+    assert main(["tune", str(space), "--name", "X", "num_samples=3"]) == 130
+    hint = capsys.readouterr().out.split("continue it with: ")[1].strip()
+    assert hint == f"hyco tune {space} --name X num_samples=3 --resume"
+
+
+def test_a_sweep_whose_every_trial_errored_exits_non_zero():
+    """Issue 11.8: every trial errored, exit 0."""
+    assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=3).exit_code == 1
+    assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=2).exit_code == 0
+    assert sweep_mod.SweepOutcome("d", "", False, 1.0, trials=3, errored=0).exit_code == 130
