@@ -145,7 +145,7 @@ class HybridTrainer:
                     loss = alpha * loss + (1 - alpha) * masked_nmse(inter, physical_targets[pick])
                 if not torch.isfinite(loss):
                     raise TrainingError(
-                        f"the synthetic loss became {float(loss.detach())} at epoch {epoch + 1}; lower "
+                        f"diverged (NaN or inf): the synthetic loss became {float(loss.detach())} at epoch {epoch + 1}; lower "
                         f"trainer_params.synthetic.learning_rate (now {self.tp.synthetic.learning_rate})"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
@@ -214,7 +214,8 @@ class HybridTrainer:
 
         val = self.evaluate(self.val)
         if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():
-            raise TrainingError(f"the physical model produced NaN at epoch {epoch + 1} (theta={self.physical.theta.tolist()})")
+            raise TrainingError(f"diverged (NaN or inf): the physical model at epoch {epoch + 1} "
+                                f"(theta={self.physical.theta.tolist()})")
         return {
             "epoch": epoch + 1,
             "phase": "warmup" if warmup else "hybrid",
