@@ -1,81 +1,149 @@
-"""HYCO against its baselines on burgers and heat, full and partial observations.
+"""HYCO against physics-only and synthetic-only, with trivial references beside every result.
 
-alpha = 1 trains P (physics-only) and S (synthetic-only) on data alone in one run; HYCO at
-alpha = 0.5 and 0.8 couples them. Equal epochs, 3 seeds. Prints one table of mean +- std of
-param_error of P and test rollout errors (relative L2, full fields) of S and P.
+Cases (observation settings of the training sims; val/test are always full and clean):
+  full     burgers and heat, every point, no noise
+  quarter  heat, region x, y in [0, 0.5], 1 % noise
+  half     burgers, x in [0, 0.5], 2 % noise; heat, x in [0, 0.5], 1 % noise
+Methods: physics_only (P alone: whole-trajectory rollouts from frame 0, initial states fitted,
+the best physics-only fit the library has), synthetic_only (S alone), hyco (settings below).
+Every record also carries the trivial references of its case: theta at the guess, and theta
+with the components that the data cannot see (heat bumps centred outside the observed region)
+set to zero, so that a collapse cannot pass for recovery.
 
-    python bench/hyco_vs_baselines.py [--seeds 3] [--epochs 12] [--out bench/hyco_vs_baselines.md]
+    python bench/hyco_vs_baselines.py [--seeds 3] [--epochs 12] [--cases full,quarter,half]
+
+Writes bench/results/hyco_vs_baselines.json: one record per (problem, case, method, setting,
+seed) with param_error, test_synthetic, test_physical, theta, truth.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import tempfile
 import time
 import warnings
+from pathlib import Path
+
+import torch
 
 from hyco.config import load_config
 from hyco.training import create_trainer
 
 warnings.filterwarnings("ignore")
 
-PROBLEMS = {
-    "burgers": ("burgers_hybrid_quick_test", [[0.0, 0.25]]),
-    "heat": ("heat_hybrid_quick_test", [[0.0, 0.5], [0.0, 0.5]]),
+CONFIGS = {"burgers": "burgers_hybrid_quick_test", "heat": "heat_hybrid_quick_test"}
+CASES = {  # case -> problem -> (region or None, noise)
+    "full": {"burgers": (None, 0.0), "heat": (None, 0.0)},
+    "quarter": {"heat": ([[0.0, 0.5], [0.0, 0.5]], 0.01)},
+    "half": {"burgers": ([[0.0, 0.5]], 0.02), "heat": ([[0.0, 0.5], [0.0, 1.0]], 0.01)},
 }
-ALPHAS = (1.0, 0.5, 0.8)
+METHODS = {  # (method, setting) -> overrides
+    ("physics_only", "-"): ["run_params.model_type=physical"],
+    ("synthetic_only", "-"): ["run_params.model_type=synthetic"],
+    ("hyco", "default"): [],  # the shipped defaults: alpha_S 0.5, alpha_P 0.9, region unobserved
+    ("hyco", "region_all"): ["trainer_params.interaction_region=all"],  # L_int on the whole domain
+}
+RESULTS = Path(__file__).resolve().parent / "results" / "hyco_vs_baselines.json"
 
 
-def run(config: str, region: list | None, alpha: float, seed: int, epochs: int, cache: str) -> dict:
-    overrides = [
-        f"data.cache_dir={cache}",
-        f"run_params.seed={seed}",
-        f"data.seed={seed}",
-        f"trainer_params.alpha={alpha}",
-        f"trainer_params.epochs={epochs}",
-        "trainer_params.warmup_epochs=2",
-        "trainer_params.synthetic.learning_rate=3e-3",
-    ]
+def overrides_for(problem: str, case: str, seed: int, epochs: int, cache: str) -> list[str]:
+    region, noise = CASES[case][problem]
+    out = [f"data.cache_dir={cache}", f"run_params.seed={seed}", f"data.seed={seed}",
+           f"trainer_params.epochs={epochs}", "trainer_params.warmup_epochs=3", f"data.observation.noise={noise}"]
     if region is not None:
         regions = "[" + ",".join(f"[{lo},{hi}]" for lo, hi in region) + "]"
-        overrides += ["data.observation.mask=region", f"data.observation.region={regions}", "data.observation.noise=0.01"]
-    trainer = create_trainer(load_config(config, overrides))
-    trainer.train()
+        out += ["data.observation.mask=region", f"data.observation.region={regions}"]
+    return out
+
+
+def hidden_components(trainer) -> list[int]:
+    """Heat bumps centred where no point is observed: the data cannot see their amplitude directly."""
+    problem = trainer.problem
+    if problem.name != "heat" or bool(trainer.mask.all()):
+        return []
+    centres = problem.fixed_centres if problem.fixed_centres is not None else problem.truth[problem.num_bumps:].reshape(-1, 2)
+    ny, nx = trainer.mask.shape
+    return [i for i, (x, y) in enumerate(centres.tolist()) if trainer.mask[int(y * ny), int(x * nx)] == 0]
+
+
+def run(problem: str, case: str, method: tuple[str, str], seed: int, epochs: int, cache: str) -> dict:
+    cfg = load_config(CONFIGS[problem], overrides_for(problem, case, seed, epochs, cache) + METHODS[method])
+    trainer = create_trainer(cfg)
+    history = list(trainer.fit())
     test = trainer.evaluate(trainer.dataset.test)
-    return {"param_error": trainer.physical.param_error(), "test_S": test["loss_synthetic"], "test_P": test["loss_physical"]}
+    truth, guess = trainer.problem.truth, trainer.problem.guess
+    collapsed = truth.clone()
+    hidden = hidden_components(trainer)
+    collapsed[hidden] = 0.0
+    s_curve = [m["val_loss_synthetic"] for m in history]
+    return {
+        "problem": problem, "case": case, "method": method[0], "setting": method[1], "seed": seed,
+        "param_error": trainer.physical.param_error(),
+        "test_synthetic": test["loss_synthetic"], "test_physical": test["loss_physical"],
+        "theta": trainer.physical.theta.tolist(), "truth": truth.tolist(),
+        "reference_guess": trainer.physical.param_error(guess),
+        "reference_hidden_zero": trainer.physical.param_error(collapsed) if hidden else None,
+        "hidden_components": hidden,
+        # S converged? its val error over the last 3 epochs (relative change)
+        "s_val_last3_change": (s_curve[-1] - s_curve[-4]) / s_curve[-4] if len(s_curve) >= 4 else None,
+        "epochs": epochs,
+    }
 
 
-def fmt(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.4f} ± {std:.4f}"
+def mean_sd(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} ± {sd:.4f}"
+
+
+def table(records: list[dict]) -> str:
+    rows = ["| problem | case | method | setting | param_error | theta (mean) | test S | test P | ref: guess | ref: hidden=0 |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["problem"], r["case"], r["method"], r["setting"]) for r in records},
+                  key=lambda k: (k[0], list(CASES).index(k[1]), k[2], k[3]))
+    for key in keys:
+        group = [r for r in records if (r["problem"], r["case"], r["method"], r["setting"]) == key]
+        theta = [statistics.fmean(t) for t in zip(*(r["theta"] for r in group))]
+        rows.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {mean_sd([r['param_error'] for r in group])} | "
+            f"{[round(t, 4) for t in theta]} (truth {group[0]['truth']}) | {mean_sd([r['test_synthetic'] for r in group])} | "
+            f"{mean_sd([r['test_physical'] for r in group])} | {group[0]['reference_guess']:.3f} | "
+            f"{mean_sd([r['reference_hidden_zero'] for r in group])} |"
+        )
+    return "\n".join(rows)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    rows = ["| problem | observations | setting | param_error P | test error S | test error P |",
-            "|---|---|---|---|---|---|"]
+    torch.set_num_threads(1)
     tic = time.perf_counter()
+    load_before = os.getloadavg()
+    records = []
     with tempfile.TemporaryDirectory() as cache:
-        for problem, (config, region) in PROBLEMS.items():
-            for obs_name, obs_region in (("full", None), ("quarter region, 1% noise", region)):
-                for alpha in ALPHAS:
-                    results = [run(config, obs_region, alpha, seed, args.epochs, cache) for seed in range(args.seeds)]
-                    setting = "alpha=1 (P alone, S alone)" if alpha == 1 else f"HYCO alpha={alpha}"
-                    row = (f"| {problem} | {obs_name} | {setting} | {fmt([r['param_error'] for r in results])} | "
-                           f"{fmt([r['test_S'] for r in results])} | {fmt([r['test_P'] for r in results])} |")
-                    rows.append(row)
-                    print(row, flush=True)
-    table = "\n".join(rows)
-    print(f"\n{table}\n\n{args.seeds} seeds, {args.epochs} epochs, {time.perf_counter() - tic:.0f} s")
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(table + "\n")
+        for case in args.cases.split(","):
+            for problem in CASES[case]:
+                for method in METHODS:
+                    for seed in range(args.seeds):
+                        record = run(problem, case, method, seed, args.epochs, cache)
+                        records.append(record)
+                        print(json.dumps({k: record[k] for k in ("problem", "case", "method", "setting", "seed",
+                                                                  "param_error", "test_synthetic", "test_physical")}),
+                              flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(records, indent=1))
+    print(table(records))
+    print(f"\n{args.seeds} seeds, {args.epochs} epochs, {time.perf_counter() - tic:.0f} s, "
+          f"load average before/after {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}; records in {args.out}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ class SyntheticModelConfig:
     base_channels: int = 16
     depth: int = 2
     residual: bool = True
+    # coordinate input channels (sin/cos of the position on periodic axes, a ramp otherwise), for
+    # physics that is not translation invariant (heat's diffusivity field); a plain UNet is
+    position_input: bool = False
 
 
 @dataclass
@@ -87,6 +90,8 @@ class PhysicalTrainerConfig:
     abs_tol: float = 1e-6
     max_iterations: int = 5
     suppress_convergence_errors: bool = False
+    # P's data weight: minimises alpha * L_data(P) + (1 - alpha) * L_int(P, S) (S's is trainer_params.alpha)
+    alpha: float = 0.9
     # optimise the observed sims' initial states with theta (removes the errors-in-variables
     # bias of rollouts from noisy starts); frame 0 then counts as an observed frame
     fit_initial_state: bool = True
@@ -99,10 +104,14 @@ class TrainerParams:
     test_sim: list[int] = field(default_factory=lambda: [6, 7])
     epochs: int = 5
     num_predict_steps: int = 5
-    alpha: float = 0.5
+    alpha: float = 0.5  # S's data weight: alpha * L_data(S) + (1 - alpha) * L_int(S, P)
     interleave_frequency: int = 1
     warmup_epochs: int = 0
     num_random_ics: int = 2  # fresh random interaction ICs per epoch, besides the real ones
+    interaction_observed_starts: bool = True  # compare the models from frame 0 of the observed sims too
+    # where L_int compares the models: "unobserved" (outside the observation mask, as the HYCO
+    # authors do with localised data; nothing when every point is observed) or "all"
+    interaction_region: str = "unobserved"
     synthetic: SyntheticTrainerConfig = field(default_factory=SyntheticTrainerConfig)
     physical: PhysicalTrainerConfig = field(default_factory=PhysicalTrainerConfig)
 

@@ -13,6 +13,7 @@ SYNTHETIC_OPTIMIZERS = ("adam", "adamw")
 TRAINERS = ("synthetic", "physical", "hybrid")
 MASKS = ("full", "region", "random")
 MODES = ("train", "evaluate")
+INTERACTION_REGIONS = ("unobserved", "all")
 
 
 def _require(ok: bool, key: str, value: object, rule: str) -> None:
@@ -68,6 +69,13 @@ def validate(cfg: RunConfig) -> None:
     _require(0 <= tp.warmup_epochs <= tp.epochs, "trainer_params.warmup_epochs", tp.warmup_epochs,
              f"must be between 0 and trainer_params.epochs = {tp.epochs}")
     _require(tp.num_random_ics >= 0, "trainer_params.num_random_ics", tp.num_random_ics, "must be >= 0")
+    _require(tp.interaction_region in INTERACTION_REGIONS, "trainer_params.interaction_region", tp.interaction_region,
+             f"must be one of {list(INTERACTION_REGIONS)}")
+    _require(tp.interaction_observed_starts or tp.num_random_ics > 0, "trainer_params.num_random_ics",
+             tp.num_random_ics, "must be >= 1 when trainer_params.interaction_observed_starts is false "
+             "(the interaction needs initial states)")
+    _require(_finite(tp.physical.alpha) and 0 <= tp.physical.alpha <= 1, "trainer_params.physical.alpha",
+             tp.physical.alpha, "must be in [0, 1]")
     max_pred = data.num_steps // obs.stride
     _require(1 <= tp.num_predict_steps <= max_pred, "trainer_params.num_predict_steps", tp.num_predict_steps,
              f"must be between 1 and data.num_steps // data.observation.stride = {max_pred}")

@@ -55,6 +55,11 @@ class UNet(nn.Module):
     With ``residual=True`` the output is ``x + net(x)`` and the last layer starts at zero, so
     the untrained model is the identity map: autoregressive rollouts start stable and the
     network only has to learn the change per step.
+
+    Convolutions are translation-equivariant: a UNet cannot tell one place from another, so it
+    cannot represent physics with a position-dependent coefficient (heat's diffusivity field).
+    ``position_input=True`` appends coordinate channels to the input: ``sin`` and ``cos`` of
+    ``2 pi x / L`` per periodic axis (smooth across the wrap), a ramp in [-1, 1] otherwise.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class UNet(nn.Module):
         depth: int = 2,
         periodic: bool = True,
         residual: bool = True,
+        position_input: bool = False,
     ):
         super().__init__()
         if isinstance(ndim, bool) or ndim not in (1, 2):
@@ -77,9 +83,11 @@ class UNet(nn.Module):
         self.depth = depth
         self.periodic = bool(periodic)
         self.residual = bool(residual)
+        self.position_input = bool(position_input)
+        position_channels = (2 if self.periodic else 1) * ndim if self.position_input else 0
 
         widths = [base_channels * 2**level for level in range(depth + 1)]
-        self.encoder = nn.ModuleList([_Block(ndim, channels, widths[0], self.periodic)])
+        self.encoder = nn.ModuleList([_Block(ndim, channels + position_channels, widths[0], self.periodic)])
         for level in range(1, depth + 1):
             self.encoder.append(_Block(ndim, widths[level - 1], widths[level], self.periodic))
         self.pool = _POOL[ndim](kernel_size=2, stride=2)
@@ -117,6 +125,21 @@ class UNet(nn.Module):
                 x = torch.cat([x, x.narrow(dim, n - 1, 1).expand(*shape)], dim=dim)
         return x
 
+    def _positions(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinate channels ``[B, P, *spatial]`` for the cell centres of ``x``'s grid."""
+        spatial = x.shape[2:]
+        channels = []
+        for axis, n in enumerate(spatial):
+            centres = (torch.arange(n, device=x.device, dtype=x.dtype) + 0.5) / n
+            shape = [1] * len(spatial)
+            shape[axis] = n
+            centres = centres.reshape(shape).expand(*spatial)
+            if self.periodic:
+                channels += [torch.sin(2 * torch.pi * centres), torch.cos(2 * torch.pi * centres)]
+            else:
+                channels.append(2 * centres - 1)
+        return torch.stack(channels).unsqueeze(0).expand(x.shape[0], -1, *spatial)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict the next state; the output has exactly the shape of ``x``."""
         if x.dim() != self.ndim + 2 or x.shape[1] != self.channels:
@@ -125,7 +148,7 @@ class UNet(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
         spatial = x.shape[2:]
-        h = self._pad(x)
+        h = self._pad(torch.cat([x, self._positions(x)], dim=1) if self.position_input else x)
         skips = []
         for level, block in enumerate(self.encoder):
             if level > 0:

@@ -3,12 +3,15 @@
 One epoch (DESIGN.md, "HYCO, precisely"), read top to bottom in :meth:`HybridTrainer.run_epoch`:
 
 1. warm-up (epoch < warmup_epochs): S fits the observed data only;
-2. synthetic step: Adam on  alpha * L_data(S) + (1 - alpha) * L_int(S, P);
+2. synthetic step: Adam on  alpha_S * L_data(S) + (1 - alpha_S) * L_int(S, P);
    physical step every ``interleave_frequency`` epochs, against the S just updated: L-BFGS-B on
-   alpha * L_data(P) + (1 - alpha) * L_int(P, S), warm-started, a few iterations;
-3. validation: full-length rollouts of S and P on the val sims, parameter error.
+   alpha_P * L_data(P) + (1 - alpha_P) * L_int(P, S), warm-started, a few iterations;
+   L_int compares the two rollouts from the interaction states on the interaction region;
+3. validation: full-length rollouts of S and P on the val sims, parameter error; the sweep
+   objective ``val_loss`` is the mean of the two relative errors.
 
-``alpha = 1`` trains both models on data alone: both baselines from the same code path.
+``alpha_S = trainer_params.alpha``, ``alpha_P = trainer_params.physical.alpha``; both = 1 trains
+both models on data alone: both baselines from the same code path.
 :class:`SyntheticTrainer` and :class:`PhysicsOnlyTrainer` switch one model off.
 """
 
@@ -72,12 +75,18 @@ class HybridTrainer:
             base_channels=syn.base_channels,
             depth=syn.depth,
             residual=syn.residual,
+            position_input=syn.position_input,
         ).to(self.device, self.dtype)
         opt_cls = torch.optim.AdamW if self.tp.synthetic.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=self.tp.synthetic.learning_rate)
         self.physical = PhysicalTrainer(self.problem, self.tp.physical)
         # one model alone sees only data: alpha = 1 is both baselines
-        self.alpha = self.tp.alpha if self.trains_synthetic and self.trains_physical else 1.0
+        coupled = self.trains_synthetic and self.trains_physical
+        self.alpha = self.tp.alpha if coupled else 1.0  # S's data weight
+        self.alpha_physical = self.tp.physical.alpha if coupled else 1.0  # P's
+        # where L_int compares the models: [*S] weights, or None when there is nowhere to compare
+        region = 1 - self.mask if self.tp.interaction_region == "unobserved" else torch.ones_like(self.mask)
+        self.interaction_weights = region if bool(region.any()) else None
         self.epoch = 0  # finished epochs
         self.history: list[dict] = []
 
@@ -98,13 +107,14 @@ class HybridTrainer:
         return self.problem.rollout(initial, theta.to(self.device, self.dtype), num_steps)
 
     def interaction_initial_states(self, epoch: int) -> torch.Tensor:
-        """Where the two models are compared: frame 0 of the observed sims (known in full) and
-        ``num_random_ics`` fresh random initial states, drawn anew every epoch."""
-        fresh_count = self.tp.num_random_ics
-        if fresh_count == 0:
-            return self.initial
-        fresh = self.problem.sample_initial(fresh_count, generator(self.cfg.run_params.seed, 3, epoch))
-        return torch.cat([self.initial, fresh.to(self.device, self.dtype)])
+        """Where the two models are compared: frame 0 of the observed sims (known in full; unless
+        ``interaction_observed_starts`` is off) and ``num_random_ics`` fresh random initial
+        states, drawn anew every epoch."""
+        starts = [self.initial] if self.tp.interaction_observed_starts else []
+        if self.tp.num_random_ics > 0:
+            fresh = self.problem.sample_initial(self.tp.num_random_ics, generator(self.cfg.run_params.seed, 3, epoch))
+            starts.append(fresh.to(self.device, self.dtype))
+        return torch.cat(starts)
 
     @property
     def interaction_steps(self) -> int:
@@ -123,7 +133,7 @@ class HybridTrainer:
         size = self.tp.synthetic.batch_size
         gen = generator(self.cfg.run_params.seed, 4, epoch)
         order = torch.randperm(len(self.initial), generator=gen).to(self.device)
-        coupled = alpha < 1 and interaction is not None
+        coupled = alpha < 1 and interaction is not None and self.interaction_weights is not None
         if coupled:
             with torch.no_grad():
                 physical_targets = self.physical_rollout(interaction, self.interaction_steps)
@@ -142,7 +152,7 @@ class HybridTrainer:
                     step_number = len(losses)
                     pick = inter_order[torch.arange(step_number * size, step_number * size + min(size, m)) % m]
                     inter = self.synthetic_rollout(interaction[pick], self.interaction_steps)
-                    loss = alpha * loss + (1 - alpha) * masked_nmse(inter, physical_targets[pick])
+                    loss = alpha * loss + (1 - alpha) * masked_nmse(inter, physical_targets[pick], self.interaction_weights)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"diverged (NaN or inf): the synthetic loss became {float(loss.detach())} at epoch {epoch + 1}; lower "
@@ -160,7 +170,7 @@ class HybridTrainer:
         """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S),
         against S as it is now (after this epoch's synthetic step)."""
         data_loss = self.physical.data_loss(self.initial, self.targets, self.mask, self.stride)
-        if alpha == 1 or interaction is None:
+        if alpha == 1 or interaction is None or self.interaction_weights is None:
             return self.physical.optimize(data_loss, initial=self.initial)
         self.model.eval()
         with torch.no_grad():
@@ -168,7 +178,8 @@ class HybridTrainer:
 
         def hybrid_loss(theta: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
             inter = self.physical_rollout(interaction, self.interaction_steps, theta)
-            return alpha * data_loss(theta, start) + (1 - alpha) * masked_nmse(inter, synthetic_targets)
+            return alpha * data_loss(theta, start) + (1 - alpha) * masked_nmse(
+                inter, synthetic_targets, self.interaction_weights)
 
         return self.physical.optimize(hybrid_loss, initial=self.initial)
 
@@ -187,6 +198,13 @@ class HybridTrainer:
             "loss_physical": float(relative_l2(physical, truth)),
         }
 
+    def combined_loss(self, scores: dict[str, float]) -> float:
+        """The sweep objective ``val_loss``: the mean of S's and P's relative rollout errors when
+        both are trained (P's is the measurable proxy for theta), else the trained model's."""
+        if self.trains_synthetic and self.trains_physical:
+            return 0.5 * (scores["loss_synthetic"] + scores["loss_physical"])
+        return scores["loss_synthetic"] if self.trains_synthetic else scores["loss_physical"]
+
     # ----- the epoch --------------------------------------------------------------------------------
 
     def is_physical_epoch(self, epoch: int) -> bool:
@@ -200,17 +218,18 @@ class HybridTrainer:
         tic = time.perf_counter()
         self.problem.conversion_seconds = 0.0
         warmup = epoch < self.tp.warmup_epochs
-        alpha = 1.0 if warmup else self.alpha
+        alpha_s, alpha_p = (1.0, 1.0) if warmup else (self.alpha, self.alpha_physical)
         physical_step = self.is_physical_epoch(epoch)
-        interaction = self.interaction_initial_states(epoch) if alpha < 1 else None
+        coupled = (alpha_s < 1 or (physical_step and alpha_p < 1)) and self.interaction_weights is not None
+        interaction = self.interaction_initial_states(epoch) if coupled else None
 
         t_syn = time.perf_counter()
-        train_loss = self.train_synthetic(alpha, epoch, interaction) if self.trains_synthetic else pymath.nan
+        train_loss = self.train_synthetic(alpha_s, epoch, interaction) if self.trains_synthetic else pymath.nan
         t_syn = time.perf_counter() - t_syn
 
         step: PhysicalStep | None = None
         if physical_step:  # in turns: against the S just updated
-            step = self.train_physical(alpha, interaction)
+            step = self.train_physical(alpha_p, interaction)
 
         val = self.evaluate(self.val)
         if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():
@@ -222,7 +241,7 @@ class HybridTrainer:
             "physical_step": physical_step,
             "train_loss": train_loss,
             "physical_loss": step.loss_best if step else pymath.nan,
-            "val_loss": val["loss_synthetic"] if self.trains_synthetic else val["loss_physical"],
+            "val_loss": self.combined_loss(val),
             "val_loss_synthetic": val["loss_synthetic"],
             "val_loss_physical": val["loss_physical"],
             "param_error": self.physical.param_error(),
