@@ -93,9 +93,12 @@ def test_fresh_random_states_only(small_burgers):
     assert not torch.equal(states, trainer.interaction_initial_states(1))  # drawn anew every epoch
 
 
-def test_val_loss_is_the_mean_of_both_models_errors(small_burgers):
+def test_val_loss_is_the_geometric_mean_of_both_models_errors(small_burgers):
     metrics = create_trainer(small_burgers()).run_epoch(0)
-    assert metrics["val_loss"] == pytest.approx(0.5 * (metrics["val_loss_synthetic"] + metrics["val_loss_physical"]))
+    expected = (metrics["val_loss_synthetic"] * metrics["val_loss_physical"]) ** 0.5
+    assert metrics["val_loss"] == pytest.approx(expected)
+    assert create_trainer(small_burgers("run_params.model_type=physical")).run_epoch(0)["val_loss"] == pytest.approx(
+        create_trainer(small_burgers("run_params.model_type=physical")).run_epoch(0)["val_loss_physical"])
 
 
 @pytest.mark.parametrize("periodic", [True, False])

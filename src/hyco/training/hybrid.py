@@ -8,7 +8,7 @@ One epoch (DESIGN.md, "HYCO, precisely"), read top to bottom in :meth:`HybridTra
    alpha_P * L_data(P) + (1 - alpha_P) * L_int(P, S), warm-started, a few iterations;
    L_int compares the two rollouts from the interaction states on the interaction region;
 3. validation: full-length rollouts of S and P on the val sims, parameter error; the sweep
-   objective ``val_loss`` is the mean of the two relative errors.
+   objective ``val_loss`` is the geometric mean of the two relative errors.
 
 ``alpha_S = trainer_params.alpha``, ``alpha_P = trainer_params.physical.alpha``; both = 1 trains
 both models on data alone: both baselines from the same code path.
@@ -199,10 +199,13 @@ class HybridTrainer:
         }
 
     def combined_loss(self, scores: dict[str, float]) -> float:
-        """The sweep objective ``val_loss``: the mean of S's and P's relative rollout errors when
-        both are trained (P's is the measurable proxy for theta), else the trained model's."""
+        """The sweep objective ``val_loss``: the geometric mean of S's and P's relative rollout
+        errors when both are trained (P's is the measurable proxy for theta), else the trained
+        model's. Geometric, so a relative improvement of either model counts the same: S's error
+        is 10-100x P's, and their arithmetic mean ranked a quick sweep's trials against theta
+        (Spearman -0.15 with param_error; the geometric mean +0.93, bench/RESULTS.md)."""
         if self.trains_synthetic and self.trains_physical:
-            return 0.5 * (scores["loss_synthetic"] + scores["loss_physical"])
+            return pymath.sqrt(scores["loss_synthetic"] * scores["loss_physical"])
         return scores["loss_synthetic"] if self.trains_synthetic else scores["loss_physical"]
 
     # ----- the epoch --------------------------------------------------------------------------------
