@@ -163,7 +163,9 @@ class HybridTrainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
-                state = pred[:, -1].detach()  # the next segment starts from S's own prediction
+                # the next segment starts from S's own prediction, with the observed points of
+                # that (observed) frame put in: no hidden value, and S is not left to drift
+                state = (self.mask * targets[:, -1] + (1 - self.mask) * pred[:, -1]).detach()
         return sum(losses) / len(losses)
 
     def train_physical(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalStep:
