@@ -175,8 +175,13 @@ def _live_view(spec: SweepSpec):
     return LiveView()
 
 
-def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
-    """A fresh Tuner, or the interrupted one restored from ``exp_dir``."""
+def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True):
+    """A fresh Tuner, or the interrupted one restored from ``exp_dir``.
+
+    ``reuse_workers``: a finished trial's worker process runs the next trial (Tune's
+    ``reuse_actors``; all trials of a sweep ask for the same resources). A new worker per trial
+    re-imports ray.tune, torch, PhiFlow and Hydra, 3-7 s on 2 cores, about as long as a quick
+    trial itself (``bench/sweep_overhead.py``)."""
     from ray import tune
 
     from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
@@ -196,7 +201,8 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
             scheduler=build_scheduler(spec),
             num_samples=spec.num_samples,
             max_concurrent_trials=spec.max_concurrent,
-            reuse_actors=False,
+            # a reused worker writes its files straight into a local sweep dir (trainable._trial_dir)
+            reuse_actors=reuse_workers and "://" not in exp_dir,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
@@ -212,10 +218,11 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None,
-              after_epoch=None) -> SweepOutcome:
+              after_epoch=None, reuse_workers: bool = True) -> SweepOutcome:
     """Run (or resume) the sweep of a validated spec; returns the summary it printed.
 
-    ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial."""
+    ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial.
+    ``reuse_workers=False`` starts a fresh worker process per trial (the benchmark's baseline)."""
     from ray import tune
 
     from hyco_ray.analysis import load_sweep, summary_text
@@ -241,7 +248,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     started = connect_ray(address, num_cpus)
     tic = time.time()
     try:
-        build_tuner(spec, exp_dir, resume, after_epoch).fit()
+        build_tuner(spec, exp_dir, resume, after_epoch, reuse_workers).fit()
     finally:
         if started:
             ray.shutdown()

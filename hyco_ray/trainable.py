@@ -6,6 +6,12 @@ it if torch can see one (CPU otherwise) and reports every epoch's metrics togeth
 checkpoint of ``trainer.state_dict()``. A retried or resumed trial loads its last checkpoint
 and continues with the next epoch.
 
+Sweeps reuse a worker process for the next trial (``reuse_actors``, see ``hyco_ray.sweep``): the
+imports (ray.tune, torch, PhiFlow, Hydra: 3-7 s on a 2-core machine) are paid once per worker,
+and :func:`trial_dataset` keeps the last datasets in the worker, so a trial with the same data
+settings loads nothing. Every trial still calls ``create_trainer`` (seed, threads, precision), so
+a reused worker gives the numbers a fresh one gives (``bench/sweep_overhead.py`` checks it).
+
 Tests inject faults by passing ``after_epoch(epoch, trial_dir)``, called after each epoch is
 computed and before it is reported; production sweeps pass nothing.
 """
@@ -19,6 +25,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +34,37 @@ import torch
 from ray import tune
 
 from hyco.config import config_to_yaml, load_config
+from hyco.data import Dataset, build_dataset
 from hyco.errors import TrainingError
+from hyco.physics import make_problem
 from hyco.run import check_finite, load_checkpoint
-from hyco.runtime import environment
+from hyco.runtime import configure, environment
 from hyco.training import create_trainer
 from hyco_ray.space import SweepSpec, spec_from_dict
 
 STATE_FILE = "trainer_state.pt"
 HISTORY_FILE = "history.json"
+#: datasets a reused worker keeps (by everything that decides them); a few, not every trial's
+DATASETS_KEPT = 2
+_datasets: dict[str, Dataset] = {}
+
+
+def trial_dataset(cfg) -> Dataset:
+    """The trial's dataset, loaded once per worker process for the same data settings.
+
+    The key holds everything :func:`hyco.data.build_dataset` reads: the data section (generation,
+    observation model, seed, cache), the physical model (it simulates), the dtype and the splits.
+    Trainers only read the dataset's tensors, so trials can share them.
+    """
+    tp = cfg.trainer_params
+    key = json.dumps([asdict(cfg.data), asdict(cfg.model.physical), cfg.run_params.dtype,
+                      list(tp.train_sim), list(tp.val_sim), list(tp.test_sim)], sort_keys=True, default=str)
+    if key not in _datasets:
+        while len(_datasets) >= DATASETS_KEPT:
+            _datasets.pop(next(iter(_datasets)))
+        _datasets[key] = build_dataset(cfg, make_problem(cfg.model.physical))
+    return _datasets[key]
+
 
 def cpu_share(spec: SweepSpec) -> int:
     """torch threads for this trial: the CPUs Ray reserved for it (at least 1)."""
@@ -63,8 +93,9 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
     cfg = load_config(spec.base, spec.trial_overrides(config, threads))
     device, info = pick_device()
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    (_trial_dir() / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
-    trainer = create_trainer(cfg, device=device)
+    (_trial_dir(spec) / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
+    configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
+    trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
 
     restored_from, reported = 0, []
     checkpoint = tune.get_checkpoint()
@@ -82,7 +113,7 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         for metrics in trainer.fit():
             check_finite(metrics)
             if after_epoch is not None:
-                after_epoch(metrics["epoch"], _trial_dir())
+                after_epoch(metrics["epoch"], _trial_dir(spec))
             row = {**metrics, **extra}
             reported.append(row)
             with tempfile.TemporaryDirectory() as tmp:
@@ -97,11 +128,28 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
 
 
-def _trial_dir() -> Path:
+def _trial_dir(spec: SweepSpec | None = None) -> Path:
+    """The trial's directory in the sweep directory (``Path.cwd()`` outside a Tune session).
+
+    Tune's ``get_trial_dir()`` names a staging directory that is synced to the sweep directory
+    for a fresh worker, but an unsynced working directory for a reused one (Ray 2.60,
+    ``FunctionTrainable.reset_config``): a reused worker's files would be lost. With a local (or
+    NFS) sweep directory the trial writes straight into ``<sweep dir>/trial_<id>``.
+    """
     try:
-        return Path(tune.get_context().get_trial_dir())
+        context = tune.get_context()
+        trial_id = context.get_trial_id()
     except Exception:  # noqa: BLE001 - outside a Tune session
         return Path.cwd()
+    if trial_id is None:
+        return Path.cwd()
+    if spec is not None and "://" not in spec.storage_path:
+        from hyco_ray.sweep import experiment_dir
+
+        path = Path(experiment_dir(spec)) / f"trial_{trial_id}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return Path(context.get_trial_dir())
 
 
 def trial_name(trial: Any) -> str:

@@ -205,3 +205,25 @@ def test_a_sweep_whose_every_trial_errored_exits_non_zero():
     assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=3).exit_code == 1
     assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=2).exit_code == 0
     assert sweep_mod.SweepOutcome("d", "", False, 1.0, trials=3, errored=0).exit_code == 130
+
+
+def test_a_reused_worker_loads_each_dataset_once(tmp_path, monkeypatch):
+    """Issue 13: trials in a reused worker share the dataset of the same data settings; other
+    settings get their own, and the worker keeps only a few."""
+    import torch
+    from sweep_util import write_space
+
+    from hyco.config import load_config
+    from hyco_ray import trainable
+    from hyco_ray.space import load_space
+
+    spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache"))
+    monkeypatch.setattr(trainable, "_datasets", {})
+    cfg = load_config(spec.base, spec.trial_overrides({"trainer_params.alpha": 0.3}))
+    first = trainable.trial_dataset(cfg)
+    again = trainable.trial_dataset(load_config(spec.base, spec.trial_overrides({"trainer_params.alpha": 0.9})))
+    assert again is first  # alpha does not change the data
+    other = trainable.trial_dataset(load_config(spec.base, [*spec.trial_overrides({}), "data.observation.noise=0.01"]))
+    assert other is not first and not torch.equal(other.observations.frames, first.observations.frames)
+    trainable.trial_dataset(load_config(spec.base, [*spec.trial_overrides({}), "data.seed=5"]))
+    assert len(trainable._datasets) == trainable.DATASETS_KEPT

@@ -1,0 +1,64 @@
+"""Smoke tests of the benchmarks (issue 13): each bench's main runs at its smallest size and writes
+its headline JSON, so the benches cannot rot. The figures themselves are in bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sweep_util import SMALL
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+#: the tiny problem, without the keys the benches search or set themselves
+TINY = [o for o in SMALL if not o.startswith(("trainer_params.warmup_epochs", "trainer_params.num_random_ics"))]
+
+
+def test_epoch_bench_breaks_an_epoch_down(tmp_path):
+    import epoch
+
+    out = tmp_path / "epoch.json"
+    summary = epoch.main(["--problems", "burgers", "--epochs", "1", "--extra", *TINY, "--out", str(out),
+                          "--compare", "burgers:model.physical.jit=false"])
+    parts = json.loads(out.read_text())["seconds_per_epoch"]
+    assert set(parts) == {"burgers", "burgers + model.physical.jit=false"}
+    for name in ("S step", "P step", "validation", "P rollouts", "epoch"):
+        assert parts["burgers"][name] > 0, name
+    assert parts["burgers"]["S step"] + parts["burgers"]["P step"] + parts["burgers"]["validation"] <= parts["burgers"]["epoch"]
+    assert summary["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_sweep_overhead_bench_runs_both_sides(tmp_path):
+    import sweep_overhead
+
+    out = tmp_path / "sweep_overhead.json"
+    summary = sweep_overhead.main(["--configs", "2", "--epochs", "3", "--variants", "shipped", "--extra", *TINY,
+                                   "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["wall_ratio"] == summary["wall_ratio"] > 0
+    assert 0 <= data["report_fraction"] < 1
+
+
+@pytest.mark.slow
+def test_asha_vs_fifo_bench_counts_trial_epochs(tmp_path):
+    import asha_vs_fifo
+
+    out = tmp_path / "asha_vs_fifo.json"
+    asha_vs_fifo.main(["--configs", "3", "--epochs", "2", "--seeds", "0", "--schedulers", "1",
+                       "--recommend", "asha g2 r2 (burgers_quick)", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["schedulers"]["fifo"]["trial_epochs"] == [6]
+    assert 0 < data["trial_epochs_ratio"] <= 1 and data["best_metric_ratio"] >= 1 - 1e-12
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine runs the check itself")
+def test_gpu_check_fails_clearly_without_a_gpu():
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), sys.executable], capture_output=True, text=True)
+    assert proc.returncode in (2, 3)
+    assert "FAILED" in proc.stderr and "nothing was run" in proc.stderr or "CUDA" in proc.stderr
