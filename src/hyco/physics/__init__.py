@@ -1,4 +1,4 @@
-"""PDE problems: one module each, found by name through the registry in :mod:`.base`."""
+"""PDE problems: one module each, found by name in :data:`hyco.registry.PROBLEMS`."""
 
 from __future__ import annotations
 
