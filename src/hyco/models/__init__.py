@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from hyco.models import unet  # noqa: F401  (register the models)
+from hyco.models import resnet, unet  # noqa: F401  (register the models)
+from hyco.models.resnet import ResNet
 from hyco.models.unet import UNet
 from hyco.registry import MODELS
 
@@ -19,4 +20,4 @@ def make_model(name: str, ndim: int, channels: int, periodic: bool, **options: o
     return MODELS.build(name, ndim=ndim, channels=channels, periodic=periodic, **options)
 
 
-__all__ = ["MODELS", "UNet", "available_models", "make_model"]
+__all__ = ["MODELS", "ResNet", "UNet", "available_models", "make_model"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hyco.physics import burgers, heat, smoke  # noqa: F401  (register the problems)
+from hyco.physics import burgers, gray_scott, heat, smoke  # noqa: F401  (register the problems)
 from hyco.physics.base import PROBLEMS, Problem, available_problems, make_problem
 
 __all__ = ["PROBLEMS", "Problem", "available_problems", "make_problem"]
