@@ -17,7 +17,7 @@ SMALL = [
     "trainer_params.num_predict_steps=3",
     "trainer_params.warmup_epochs=0",
     "trainer_params.num_random_ics=1",
-    "model.synthetic.base_channels=8",
+    "model.synthetic.options.base_channels=8",
 ]
 
 BASE_SPACE = {

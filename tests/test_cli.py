@@ -15,7 +15,7 @@ SMALL = [
     "trainer_params.num_predict_steps=3",
     "trainer_params.epochs=3",
     "trainer_params.warmup_epochs=1",
-    "model.synthetic.base_channels=8",
+    "model.synthetic.options.base_channels=8",
 ]
 
 

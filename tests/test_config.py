@@ -155,11 +155,11 @@ def test_every_schema_key_can_be_overridden_without_plus(tmp_path, name):
         "trainer_params.physical.abs_tol=1e-5",
         "trainer_params.synthetic.optimizer=adamw",
         "run_params.dtype=float64",
-        "model.synthetic.depth=1",
+        "model.synthetic.options.depth=1",
     ]
     cfg = load_config(name, overrides)
     assert cfg.data.observation.fraction == 0.5 and cfg.data.observation.num_sims == 1
-    assert cfg.run_params.dtype == "float64" and cfg.model.synthetic.depth == 1
+    assert cfg.run_params.dtype == "float64" and cfg.model.synthetic.options["depth"] == 1
 
 
 def test_exported_yaml_round_trips(tmp_path):

@@ -37,7 +37,7 @@ def coupled_config(cache_dir: str, *overrides: str):
         f"data.cache_dir={cache_dir}", *HALF, "data.num_simulations=6", "data.num_steps=12",
         "trainer_params.train_sim=[0,1]", "trainer_params.val_sim=[2,3]", "trainer_params.test_sim=[4,5]",
         "trainer_params.num_predict_steps=3", "trainer_params.warmup_epochs=0", "trainer_params.num_random_ics=2",
-        "model.synthetic.base_channels=8", *overrides,
+        "model.synthetic.options.base_channels=8", *overrides,
     ])
 
 
@@ -120,5 +120,5 @@ def test_position_input_breaks_translation_equivariance(periodic):
 
 def test_heat_configs_use_position_input(cache_dir):
     cfg = load_config("heat_hybrid_quick_test", [f"data.cache_dir={cache_dir}"])
-    assert cfg.model.synthetic.position_input
-    assert not load_config("burgers_hybrid_quick_test", [f"data.cache_dir={cache_dir}"]).model.synthetic.position_input
+    assert cfg.model.synthetic.options["position_input"]
+    assert not load_config("burgers_hybrid_quick_test", [f"data.cache_dir={cache_dir}"]).model.synthetic.options["position_input"]

@@ -9,13 +9,14 @@ import torch
 
 from hyco.data import load_or_simulate
 from hyco.errors import TrainingError
+from hyco.registry import TRAINERS
 from hyco.run import train_run
-from hyco.training import HybridTrainer, TrainerFactory, create_trainer
+from hyco.training import HybridTrainer, create_trainer
 
 
-def test_trainer_factory_lists_and_creates(small_burgers):
-    assert TrainerFactory.list_available_trainers() == ["synthetic", "physical", "hybrid"]
-    for name in TrainerFactory.list_available_trainers():
+def test_trainer_registry_lists_and_creates(small_burgers):
+    assert {"synthetic", "physical", "hybrid"} <= set(TRAINERS.names())
+    for name in TRAINERS.names():
         trainer = create_trainer(small_burgers(f"run_params.model_type={name}"))
         assert trainer.name == name
 

@@ -22,11 +22,11 @@ from hyco.training import create_trainer
 CASES = {
     "burgers": ("burgers_hybrid_quick_test", ["data.num_simulations=6", "data.num_steps=12",
                                               "trainer_params.train_sim=[0,1,2]", "trainer_params.val_sim=[3,4]",
-                                              "trainer_params.test_sim=[5]", "model.synthetic.base_channels=8"],
+                                              "trainer_params.test_sim=[5]", "model.synthetic.options.base_channels=8"],
                 "[[0.25,0.6]]"),
     "heat": ("heat_hybrid_quick_test", ["data.num_simulations=5", "data.num_steps=8",
                                         "trainer_params.train_sim=[0,1,2]", "trainer_params.val_sim=[3]",
-                                        "trainer_params.test_sim=[4]", "model.synthetic.base_channels=8"],
+                                        "trainer_params.test_sim=[4]", "model.synthetic.options.base_channels=8"],
              "[[0.0,0.5],[0.5,1.0]]"),
 }
 

@@ -27,6 +27,14 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 ConfigStore.instance().store(name="hyco_schema", node=RunConfig)
 
 
+def _moved_key_hint(text: str) -> str:
+    """Network options moved under ``model.synthetic.options`` (issue 9): say so when an old key is used."""
+    for key in ("base_channels", "depth", "residual", "position_input"):
+        if f"model.synthetic.{key}" in text:
+            return f"; network options are now under model.synthetic.options (model.synthetic.options.{key})"
+    return ""
+
+
 def available_configs() -> list[str]:
     """Names of the experiment configs shipped with hyco (``hyco train NAME``)."""
     return sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
@@ -45,7 +53,7 @@ def _compose(config_dir: Path, name: str, overrides: Sequence[str]) -> DictConfi
         ) from None
     except (HydraException, OmegaConfBaseException) as exc:
         cause = f" ({str(exc.__cause__).splitlines()[0]})" if exc.__cause__ else ""
-        raise ConfigError(f"bad override in {list(overrides)}: {exc}{cause}") from None
+        raise ConfigError(f"bad override in {list(overrides)}: {exc}{cause}{_moved_key_hint(str(exc))}") from None
 
 
 def _to_schema(raw: DictConfig, origin: str) -> RunConfig:
@@ -57,7 +65,7 @@ def _to_schema(raw: DictConfig, origin: str) -> RunConfig:
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         reason = str(exc).splitlines()[0]
-        raise ConfigError(f"{origin}: key {key!r}: {reason}") from None
+        raise ConfigError(f"{origin}: key {key!r}: {reason}{_moved_key_hint(key)}") from None
 
 
 def load_config(name: str, overrides: Sequence[str] = ()) -> RunConfig:

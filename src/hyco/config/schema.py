@@ -43,13 +43,11 @@ class PhysicalModelConfig:
 
 @dataclass
 class SyntheticModelConfig:
+    """A registered network (:data:`hyco.registry.MODELS`) and its own options (the keyword
+    arguments of its constructor besides ``ndim``, ``channels``, ``periodic``; it checks them)."""
+
     name: str = "unet"
-    base_channels: int = 16
-    depth: int = 2
-    residual: bool = True
-    # coordinate input channels (sin/cos of the position on periodic axes, a ramp otherwise), for
-    # physics that is not translation invariant (heat's diffusivity field); a plain UNet is
-    position_input: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,7 +87,8 @@ class PhysicalTrainerConfig:
     method: str = "L-BFGS-B"
     abs_tol: float = 1e-6
     max_iterations: int = 5
-    suppress_convergence_errors: bool = False
+    # True: the iterate at max_iterations is kept (HYCO takes a few iterations per epoch by design)
+    suppress_convergence_errors: bool = True
     # P's data weight: minimises alpha * L_data(P) + (1 - alpha) * L_int(P, S) (S's is trainer_params.alpha)
     alpha: float = 0.9
     # optimise the observed sims' initial states with theta (removes the errors-in-variables
@@ -112,6 +111,8 @@ class TrainerParams:
     # where L_int compares the models: "unobserved" (outside the observation mask, as the HYCO
     # authors do with localised data; nothing when every point is observed) or "all"
     interaction_region: str = "unobserved"
+    # validation metric of both models' full rollouts (a name in hyco.registry.METRICS)
+    metric: str = "relative_l2"
     synthetic: SyntheticTrainerConfig = field(default_factory=SyntheticTrainerConfig)
     physical: PhysicalTrainerConfig = field(default_factory=PhysicalTrainerConfig)
 

@@ -1,4 +1,9 @@
-"""Range and consistency checks on a typed config, run before any simulation starts."""
+"""Range and consistency checks on a typed config, run before any simulation starts.
+
+The config layer checks the structure and ranges it owns, then asks the registries
+(:mod:`hyco.registry`) to build the named components: each component checks its own options.
+Nothing here imports a layer above the config.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,10 @@ import math
 
 from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
+from hyco.registry import METRICS, MODELS, OPTIMIZERS, PROBLEMS, TRAINERS
 
 #: optimizers phiml's minimize accepts here; an unknown name makes it hang forever
 PHYSICAL_METHODS = ("L-BFGS-B", "BFGS")
-SYNTHETIC_OPTIMIZERS = ("adam", "adamw")
-TRAINERS = ("synthetic", "physical", "hybrid")
 MASKS = ("full", "region", "random")
 MODES = ("train", "evaluate")
 INTERACTION_REGIONS = ("unobserved", "all")
@@ -33,7 +37,7 @@ def validate(cfg: RunConfig) -> None:
     _require(rp.num_threads >= 1, "run_params.num_threads", rp.num_threads, "must be >= 1")
     _require(rp.dtype in ("float32", "float64"), "run_params.dtype", rp.dtype, "must be float32 or float64")
     _require(set(rp.mode) <= set(MODES) and rp.mode, "run_params.mode", rp.mode, f"must be a non-empty subset of {list(MODES)}")
-    _require(rp.model_type in TRAINERS, "run_params.model_type", rp.model_type, f"must be one of {list(TRAINERS)}")
+    TRAINERS.get(rp.model_type)
 
     _require(data.num_simulations >= 1, "data.num_simulations", data.num_simulations, "must be >= 1")
     _require(data.num_steps >= 1, "data.num_steps", data.num_steps, "must be >= 1")
@@ -83,19 +87,15 @@ def validate(cfg: RunConfig) -> None:
     syn = tp.synthetic
     _require(_finite(syn.learning_rate) and syn.learning_rate > 0, "trainer_params.synthetic.learning_rate", syn.learning_rate, "must be > 0")
     _require(syn.batch_size >= 1, "trainer_params.synthetic.batch_size", syn.batch_size, "must be >= 1")
-    _require(syn.optimizer in SYNTHETIC_OPTIMIZERS, "trainer_params.synthetic.optimizer", syn.optimizer,
-             f"must be one of {list(SYNTHETIC_OPTIMIZERS)}")
+    OPTIMIZERS.get(syn.optimizer)
+    METRICS.get(tp.metric)
     phys = tp.physical
     _require(phys.method in PHYSICAL_METHODS, "trainer_params.physical.method", phys.method,
              f"must be one of {list(PHYSICAL_METHODS)}")
     _require(_finite(phys.abs_tol) and phys.abs_tol > 0, "trainer_params.physical.abs_tol", phys.abs_tol, "must be > 0")
     _require(phys.max_iterations >= 1, "trainer_params.physical.max_iterations", phys.max_iterations, "must be >= 1")
 
-    syn_model = cfg.model.synthetic
-    _require(syn_model.base_channels >= 1, "model.synthetic.base_channels", syn_model.base_channels, "must be >= 1")
-    _require(syn_model.depth >= 0, "model.synthetic.depth", syn_model.depth, "must be >= 0")
-
-    # the problem validates its own resolution, options and parameters (and its name)
-    from hyco.physics import make_problem
-
-    make_problem(cfg.model.physical)
+    # each component validates its own options (and the registry its name)
+    problem = PROBLEMS.build(cfg.model.physical.name, cfg.model.physical)
+    MODELS.build(cfg.model.synthetic.name, ndim=problem.ndim, channels=len(problem.channels),
+                 periodic=problem.periodic, **cfg.model.synthetic.options)

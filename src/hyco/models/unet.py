@@ -1,4 +1,4 @@
-"""The synthetic model: a small U-Net that predicts the next state of a field, plus a registry.
+"""The synthetic model: a small U-Net that predicts the next state of a field.
 
 States are torch tensors ``[B, C, X]`` (1D) or ``[B, C, Y, X]`` (2D), as produced by
 :mod:`hyco.physics.convert`. The network maps a state to the state one time step later, so
@@ -11,30 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hyco.errors import ConfigError
-
-_CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d}
-_POOL: dict[int, type[nn.Module]] = {1: nn.AvgPool1d, 2: nn.AvgPool2d}
-
-
-def _check_int(key: str, value: object, minimum: int) -> None:
-    """Reject non-integers and values below ``minimum``, naming the config key."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{key} is {value!r}, but must be an integer >= {minimum}")
-
-
-def _conv(ndim: int, c_in: int, c_out: int, kernel: int, periodic: bool) -> nn.Module:
-    """A same-size convolution; circular padding keeps a periodic domain translation-equivariant.
-
-    Non-periodic domains use zero padding so the network can tell where the boundary is.
-    """
-    return _CONV[ndim](
-        c_in,
-        c_out,
-        kernel_size=kernel,
-        padding=kernel // 2,
-        padding_mode="circular" if periodic else "zeros",
-    )
+from hyco.models.layers import CONV, POOL, check_grid, check_input, check_int, conv, position_channels
+from hyco.registry import MODELS
 
 
 class _Block(nn.Sequential):
@@ -42,13 +20,14 @@ class _Block(nn.Sequential):
 
     def __init__(self, ndim: int, c_in: int, c_out: int, periodic: bool):
         super().__init__(
-            _conv(ndim, c_in, c_out, 3, periodic),
+            conv(ndim, c_in, c_out, 3, periodic),
             nn.GELU(),
-            _conv(ndim, c_out, c_out, 3, periodic),
+            conv(ndim, c_out, c_out, 3, periodic),
             nn.GELU(),
         )
 
 
+@MODELS.register("unet")
 class UNet(nn.Module):
     """U-Net next-state predictor for 1D or 2D fields of any spatial size.
 
@@ -62,6 +41,9 @@ class UNet(nn.Module):
     ``2 pi x / L`` per periodic axis (smooth across the wrap), a ramp in [-1, 1] otherwise.
     """
 
+    #: small options for the generic tests of every registered model
+    example_options = {"base_channels": 4, "depth": 1}
+
     def __init__(
         self,
         ndim: int,
@@ -73,24 +55,22 @@ class UNet(nn.Module):
         position_input: bool = False,
     ):
         super().__init__()
-        if isinstance(ndim, bool) or ndim not in (1, 2):
-            raise ConfigError(f"model ndim (spatial rank) is {ndim!r}, but must be 1 or 2")
-        _check_int("model channels", channels, 1)
-        _check_int("model.synthetic.base_channels", base_channels, 1)
-        _check_int("model.synthetic.depth", depth, 0)
+        check_grid(ndim, channels)
+        check_int("model.synthetic.options.base_channels", base_channels, 1)
+        check_int("model.synthetic.options.depth", depth, 0)
         self.ndim = ndim
         self.channels = channels
         self.depth = depth
         self.periodic = bool(periodic)
         self.residual = bool(residual)
         self.position_input = bool(position_input)
-        position_channels = (2 if self.periodic else 1) * ndim if self.position_input else 0
+        extra = (2 if self.periodic else 1) * ndim if self.position_input else 0
 
         widths = [base_channels * 2**level for level in range(depth + 1)]
-        self.encoder = nn.ModuleList([_Block(ndim, channels + position_channels, widths[0], self.periodic)])
+        self.encoder = nn.ModuleList([_Block(ndim, channels + extra, widths[0], self.periodic)])
         for level in range(1, depth + 1):
             self.encoder.append(_Block(ndim, widths[level - 1], widths[level], self.periodic))
-        self.pool = _POOL[ndim](kernel_size=2, stride=2)
+        self.pool = POOL[ndim](kernel_size=2, stride=2)
         # Decoder level i (deepest first) fuses the upsampled level i+1 with the skip of level i.
         self.decoder = nn.ModuleList(
             [
@@ -98,7 +78,7 @@ class UNet(nn.Module):
                 for level in reversed(range(depth))
             ]
         )
-        self.head = _CONV[ndim](widths[0], channels, kernel_size=1)
+        self.head = CONV[ndim](widths[0], channels, kernel_size=1)
         if self.residual:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
@@ -125,30 +105,11 @@ class UNet(nn.Module):
                 x = torch.cat([x, x.narrow(dim, n - 1, 1).expand(*shape)], dim=dim)
         return x
 
-    def _positions(self, x: torch.Tensor) -> torch.Tensor:
-        """Coordinate channels ``[B, P, *spatial]`` for the cell centres of ``x``'s grid."""
-        spatial = x.shape[2:]
-        channels = []
-        for axis, n in enumerate(spatial):
-            centres = (torch.arange(n, device=x.device, dtype=x.dtype) + 0.5) / n
-            shape = [1] * len(spatial)
-            shape[axis] = n
-            centres = centres.reshape(shape).expand(*spatial)
-            if self.periodic:
-                channels += [torch.sin(2 * torch.pi * centres), torch.cos(2 * torch.pi * centres)]
-            else:
-                channels.append(2 * centres - 1)
-        return torch.stack(channels).unsqueeze(0).expand(x.shape[0], -1, *spatial)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict the next state; the output has exactly the shape of ``x``."""
-        if x.dim() != self.ndim + 2 or x.shape[1] != self.channels:
-            raise ValueError(
-                f"UNet expects [B, {self.channels}, *{self.ndim} spatial axes], "
-                f"got shape {tuple(x.shape)}"
-            )
+        check_input(x, self.ndim, self.channels, "UNet")
         spatial = x.shape[2:]
-        h = self._pad(torch.cat([x, self._positions(x)], dim=1) if self.position_input else x)
+        h = self._pad(torch.cat([x, position_channels(x, self.periodic)], dim=1) if self.position_input else x)
         skips = []
         for level, block in enumerate(self.encoder):
             if level > 0:
@@ -164,24 +125,3 @@ class UNet(nn.Module):
         for dim, n in enumerate(spatial, start=2):
             out = out.narrow(dim, 0, n)
         return x + out if self.residual else out
-
-
-SYNTHETIC_MODELS: dict[str, type[nn.Module]] = {"unet": UNet}
-
-
-def available_models() -> list[str]:
-    """Names accepted by :func:`make_model` (``model.synthetic.name``)."""
-    return sorted(SYNTHETIC_MODELS)
-
-
-def make_model(name: str, ndim: int, channels: int, periodic: bool, **kwargs: object) -> nn.Module:
-    """Build the synthetic model called ``name``; an unknown name lists the valid ones.
-
-    ``ndim``, ``channels`` and ``periodic`` come from the physical problem; ``kwargs`` are the
-    remaining ``model.synthetic`` options (e.g. ``base_channels``, ``depth``, ``residual``).
-    """
-    if name not in SYNTHETIC_MODELS:
-        raise ConfigError(
-            f"model.synthetic.name is {name!r}, but must be one of {available_models()}"
-        )
-    return SYNTHETIC_MODELS[name](ndim=ndim, channels=channels, periodic=periodic, **kwargs)

@@ -1,8 +1,8 @@
-"""PDE problems: one module each, found by name through the registry in :mod:`.base`."""
+"""PDE problems: one module each, found by name in :data:`hyco.registry.PROBLEMS`."""
 
 from __future__ import annotations
 
-from hyco.physics import burgers, heat, smoke  # noqa: F401  (register the problems)
+from hyco.physics import burgers, gray_scott, heat, smoke  # noqa: F401  (register the problems)
 from hyco.physics.base import PROBLEMS, Problem, available_problems, make_problem
 
 __all__ = ["PROBLEMS", "Problem", "available_problems", "make_problem"]

@@ -1,4 +1,4 @@
-"""The interface every PDE problem implements, plus the registry that finds problems by name.
+"""The interface every PDE problem implements; problems are found by name in :data:`hyco.registry.PROBLEMS`.
 
 A problem is a differentiable simulator P_theta. Learnable parameters are a flat torch vector
 ``theta`` (ordered as ``labels``); states cross the module boundary as torch arrays
@@ -21,36 +21,26 @@ from phiml.math import channel
 
 from hyco.config.schema import PhysicalModelConfig
 from hyco.errors import ConfigError
+from hyco.registry import PROBLEMS
 
 # Arrays built by PhiFlow itself (zeros, grids) must be torch tensors, like ours.
 set_global_default_backend(TORCH)
 
-PROBLEMS: dict[str, type[Problem]] = {}
-
-
-def register_problem(cls: type[Problem]) -> type[Problem]:
-    """Class decorator: make a problem available under ``cls.name``."""
-    PROBLEMS[cls.name] = cls
-    return cls
-
-
 def available_problems() -> list[str]:
-    return sorted(PROBLEMS)
+    return PROBLEMS.names()
 
 
 def make_problem(cfg: PhysicalModelConfig) -> Problem:
     """Build the problem named ``cfg.name``; an unknown name lists the valid ones."""
-    if cfg.name not in PROBLEMS:
-        raise ConfigError(
-            f"model.physical.name is {cfg.name!r}, but must be one of {available_problems()}"
-        )
-    return PROBLEMS[cfg.name](cfg)
+    return PROBLEMS.build(cfg.name, cfg)
 
 
 class Problem(ABC):
-    """A PDE with unknown parameters, a seeded initial-condition sampler and a time step."""
+    """A PDE with unknown parameters, a seeded initial-condition sampler and a time step.
 
-    name: ClassVar[str]
+    A subclass is registered with ``@PROBLEMS.register("name")``; ``self.name`` is ``cfg.name``.
+    """
+
     #: learnable parameter names -> number of entries (None: any number >= 1)
     parameters: ClassVar[dict[str, int | None]]
     #: problem-specific options and their defaults; anything else is rejected
@@ -62,6 +52,7 @@ class Problem(ABC):
 
     def __init__(self, cfg: PhysicalModelConfig):
         self.cfg = cfg
+        self.name = cfg.name
         self.resolution = tuple(int(n) for n in cfg.resolution)
         prefix = "model.physical"
         if len(self.resolution) not in self.ranks:
@@ -173,6 +164,12 @@ class Problem(ABC):
         """``needed`` steps per frame rounded up, at least ``cfg.substeps``, capped at the factor."""
         limit = self.max_substep_factor * self.cfg.substeps
         return int(min(max(self.cfg.substeps, pymath.ceil(needed - 1e-9)), limit))
+
+    @classmethod
+    def example_config(cls) -> PhysicalModelConfig:
+        """A small valid configuration (seconds on a CPU): the generic tests run every registered
+        problem with it. Override it; the default has none."""
+        raise NotImplementedError(f"{cls.__name__} has no example_config()")
 
     # ----- the problem-specific part -------------------------------------------------------
 

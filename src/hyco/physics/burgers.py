@@ -20,19 +20,25 @@ from phi.geom import Box
 from phi.math import extrapolation
 from phi.physics import advect, diffuse
 
-from hyco.physics.base import Problem, register_problem
+from hyco.config.schema import ParameterSpec, PhysicalModelConfig
+from hyco.physics.base import Problem
 from hyco.physics.convert import centered_to_tensor, spatial_names, tensor_to_centered
+from hyco.registry import PROBLEMS
 
 
-@register_problem
+@PROBLEMS.register("burgers")
 class Burgers(Problem):
-    name = "burgers"
     parameters = {"viscosity": 1}
     option_defaults = {"domain_size": 2 * pymath.pi, "modes": 4, "max_velocity": 1.0}
     ranks = (1, 2)
     periodic = True
 
     bounds_rule = "where at most 16x the configured substeps keep the explicit scheme stable"
+
+    @classmethod
+    def example_config(cls) -> PhysicalModelConfig:
+        return PhysicalModelConfig(name="burgers", resolution=[32], dt=0.01, substeps=1,
+                                   params={"viscosity": ParameterSpec(truth=[0.05], guess=[0.15])})
 
     def setup(self) -> None:
         size = float(self.options["domain_size"])

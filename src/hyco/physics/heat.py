@@ -18,14 +18,15 @@ from phi.geom import Box
 from phi.math import extrapolation
 from phiml.math import spatial
 
+from hyco.config.schema import ParameterSpec, PhysicalModelConfig
 from hyco.errors import ConfigError
-from hyco.physics.base import Problem, register_problem
+from hyco.physics.base import Problem
 from hyco.physics.convert import centered_to_tensor, tensor_to_centered
+from hyco.registry import PROBLEMS
 
 
-@register_problem
+@PROBLEMS.register("heat")
 class Heat(Problem):
-    name = "heat"
     parameters = {"amplitudes": None}
     option_defaults = {
         "kappa0": 0.005,
@@ -37,6 +38,11 @@ class Heat(Problem):
     ranks = (2,)
     periodic = True
     bounds_rule = "amplitudes where at most 16x the configured substeps keep the explicit scheme stable, centres in (0, 1]"
+
+    @classmethod
+    def example_config(cls) -> PhysicalModelConfig:
+        return PhysicalModelConfig(name="heat", resolution=[16, 12], dt=0.002, substeps=5,
+                                   params={"amplitudes": ParameterSpec(truth=[0.02, 0.015, 0.01], guess=[0.06, 0.045, 0.03])})
 
     def parameter_sizes(self) -> dict[str, int | None]:
         if self.options["learn_centres"]:

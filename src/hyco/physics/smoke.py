@@ -17,7 +17,8 @@ from phi.geom import Box
 from phi.math import Solve, extrapolation
 from phi.physics import advect, fluid
 
-from hyco.physics.base import Problem, register_problem
+from hyco.config.schema import ParameterSpec, PhysicalModelConfig
+from hyco.physics.base import Problem
 from hyco.physics.convert import (
     centered_to_tensor,
     staggered_face_shapes,
@@ -25,18 +26,23 @@ from hyco.physics.convert import (
     tensor_to_centered,
     tensor_to_staggered,
 )
+from hyco.registry import PROBLEMS
 
 VELOCITY_BOUNDARY = extrapolation.ZERO_GRADIENT
 DENSITY_BOUNDARY = extrapolation.ZERO
 
 
-@register_problem
+@PROBLEMS.register("smoke")
 class Smoke(Problem):
-    name = "smoke"
     parameters = {"buoyancy": 1}
     option_defaults = {"blob_radius": 0.08, "pressure_tolerance": 1e-3, "pressure_max_iterations": 300}
     ranks = (2,)
     periodic = False
+
+    @classmethod
+    def example_config(cls) -> PhysicalModelConfig:
+        return PhysicalModelConfig(name="smoke", resolution=[12, 8], dt=0.05, substeps=1, jit=False,
+                                   params={"buoyancy": ParameterSpec(truth=[1.0], guess=[3.0])})
 
     def setup(self) -> None:
         self.bounds = Box(x=1, y=1)

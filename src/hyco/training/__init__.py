@@ -1,8 +1,12 @@
-"""Trainers: the physical (theta) optimiser, the network, and HYCO coupling both."""
+"""Trainers: the physical (theta) optimiser, the network, and HYCO coupling both.
+
+Trainers, optimisers of the network and validation metrics are found by name in
+:mod:`hyco.registry`; :func:`build_trainer` wires a config's components together.
+"""
 
 from __future__ import annotations
 
-from hyco.training.factory import TrainerFactory, create_trainer
+from hyco.training.factory import build_model, build_trainer, create_trainer
 from hyco.training.hybrid import HybridTrainer, PhysicsOnlyTrainer, SyntheticTrainer
 from hyco.training.physical import PhysicalStep, PhysicalTrainer
 
@@ -12,6 +16,7 @@ __all__ = [
     "PhysicalTrainer",
     "PhysicsOnlyTrainer",
     "SyntheticTrainer",
-    "TrainerFactory",
+    "build_model",
+    "build_trainer",
     "create_trainer",
 ]

@@ -23,22 +23,27 @@ import time
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 from hyco.config.schema import RunConfig
-from hyco.data import Dataset, build_dataset
+from hyco.data import Dataset
 from hyco.data.generate import DTYPES
 from hyco.errors import TrainingError
-from hyco.models import make_model
-from hyco.physics import make_problem
+from hyco.physics import Problem
+from hyco.registry import METRICS, OPTIMIZERS, TRAINERS
 from hyco.runtime import generator, require_precision, resolve_device
-from hyco.training.losses import masked_nmse, relative_l2, select_observed
+from hyco.training.losses import masked_nmse, select_observed
 from hyco.training.physical import PhysicalStep, PhysicalTrainer
 
 log = logging.getLogger(__name__)
 
 
+@TRAINERS.register("hybrid")
 class HybridTrainer:
     """HYCO on one problem; ``fit()`` yields one metrics dict per epoch.
+
+    It is handed the problem P, the network S and the dataset, built for it by
+    :func:`hyco.training.build_trainer` (or by a test or a user who brings their own).
 
     Training data are the observations alone (:mod:`hyco.data.observe`): rollouts of both models
     start at frame 0 of each observed simulation and are compared with the observed points of
@@ -51,34 +56,25 @@ class HybridTrainer:
     trains_synthetic = True
     trains_physical = True
 
-    def __init__(self, cfg: RunConfig, device: str | torch.device | None = None, dataset: Dataset | None = None):
+    def __init__(self, cfg: RunConfig, problem: Problem, model: nn.Module, dataset: Dataset,
+                 device: str | torch.device | None = None):
         self.cfg = cfg
         self.tp = cfg.trainer_params
         self.device = torch.device(device) if device is not None else resolve_device(cfg.run_params)
         self.dtype = DTYPES[cfg.run_params.dtype]
         require_precision(cfg.run_params)
-        self.problem = make_problem(cfg.model.physical)
-        self.dataset = dataset if dataset is not None else build_dataset(cfg, self.problem)
+        self.problem = problem
+        self.dataset = dataset
         obs = self.dataset.observations
         self.stride = obs.stride
         self.mask = obs.mask.to(self.device, self.dtype)
         self.initial = obs.initial.to(self.device, self.dtype)  # [N, C, *S] frame 0, full
         self.targets = obs.frames.to(self.device, self.dtype)  # [N, T', C, *S] observed points only
         self.val = self.dataset.val.to(self.device, self.dtype)
-        torch.manual_seed(cfg.run_params.seed)
-        syn = cfg.model.synthetic
-        self.model = make_model(
-            syn.name,
-            ndim=self.problem.ndim,
-            channels=len(self.problem.channels),
-            periodic=self.problem.periodic,
-            base_channels=syn.base_channels,
-            depth=syn.depth,
-            residual=syn.residual,
-            position_input=syn.position_input,
-        ).to(self.device, self.dtype)
-        opt_cls = torch.optim.AdamW if self.tp.synthetic.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(self.model.parameters(), lr=self.tp.synthetic.learning_rate)
+        self.model = model.to(self.device, self.dtype)
+        self.metric = METRICS.get(self.tp.metric)
+        self.optimizer = OPTIMIZERS.build(self.tp.synthetic.optimizer, self.model.parameters(),
+                                          lr=self.tp.synthetic.learning_rate)
         self.physical = PhysicalTrainer(self.problem, self.tp.physical)
         # one model alone sees only data: alpha = 1 is both baselines
         coupled = self.trains_synthetic and self.trains_physical
@@ -188,7 +184,8 @@ class HybridTrainer:
     # ----- validation ------------------------------------------------------------------------------
 
     def evaluate(self, trajectories: torch.Tensor) -> dict[str, float]:
-        """Relative L2 error of full-length rollouts of S and P from frame 0 (full, clean fields)."""
+        """The validation metric (``trainer_params.metric``, relative L2 by default) of full-length
+        rollouts of S and P from frame 0 (full, clean fields)."""
         trajectories = trajectories.to(self.device, self.dtype)
         initial, truth = trajectories[:, 0], trajectories[:, 1:]
         self.model.eval()
@@ -196,8 +193,8 @@ class HybridTrainer:
             synthetic = self.synthetic_rollout(initial, truth.shape[1])
             physical = self.physical_rollout(initial, truth.shape[1])
         return {
-            "loss_synthetic": float(relative_l2(synthetic, truth)),
-            "loss_physical": float(relative_l2(physical, truth)),
+            "loss_synthetic": float(self.metric(synthetic, truth)),
+            "loss_physical": float(self.metric(physical, truth)),
         }
 
     def combined_loss(self, scores: dict[str, float]) -> float:
@@ -292,6 +289,7 @@ class HybridTrainer:
         self.history = list(state["history"])
 
 
+@TRAINERS.register("synthetic")
 class SyntheticTrainer(HybridTrainer):
     """The network alone, on observed data (theta stays at its guess)."""
 
@@ -299,6 +297,7 @@ class SyntheticTrainer(HybridTrainer):
     trains_physical = False
 
 
+@TRAINERS.register("physical")
 class PhysicsOnlyTrainer(HybridTrainer):
     """The physical model alone: a physical step every epoch, on observed data."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from hyco.registry import METRICS
+
 
 def masked_nmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """sum(mask (pred - target)^2) / sum(mask target^2): scale-free, so L-BFGS steps are O(1).
@@ -18,6 +20,7 @@ def masked_nmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
     return err.sum() / ref.sum().clamp_min(1e-12)
 
 
+@METRICS.register("relative_l2")
 def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over samples of ||pred - target|| / ||target|| (samples along the first axis).
 
