@@ -20,6 +20,7 @@ class RunParams:
     device: str = "cpu"  # cpu | cuda | auto
     num_threads: int = 1  # torch intra-op threads; same value needed for bitwise reruns
     dtype: str = "float32"  # float32 | float64
+    max_memory_gb: float | None = None  # refuse runs estimated larger (hyco.config.limits); None: the RAM
 
 
 @dataclass

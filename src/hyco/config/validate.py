@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from hyco.config.limits import check_limits
 from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
 
@@ -90,4 +91,9 @@ def validate(cfg: RunConfig) -> None:
     # the problem validates its own resolution, options and parameters (and its name)
     from hyco.physics import make_problem
 
-    make_problem(cfg.model.physical)
+    try:
+        problem = make_problem(cfg.model.physical)
+    except ConfigError:  # a size that cannot fit is the first thing to fix (1 channel: a lower bound)
+        check_limits(cfg, 1, tuple(cfg.model.physical.resolution))
+        raise
+    check_limits(cfg, len(problem.channels), problem.array_shape)  # sizes that cannot fit, before any work
