@@ -100,9 +100,10 @@ def build_sampler(spec: SweepSpec, seed: int | None = None) -> optuna.samplers.B
     return SAMPLERS[spec.searcher.sampler](spec.searcher, spec.searcher.seed if seed is None else seed)
 
 
-def build_searcher(spec: SweepSpec, storage_url: str | None) -> PruningOptunaSearch:
-    """TPE (or random) sampler, seeded; the study is named after the sweep."""
-    sea, sampler = spec.searcher, build_sampler(spec)
+def build_searcher(spec: SweepSpec, storage_url: str | None, seed_offset: int = 0) -> PruningOptunaSearch:
+    """TPE (or random) sampler, seeded (``seed_offset``: trials added to an existing study draw
+    new points); the study is named after the sweep."""
+    sea, sampler = spec.searcher, build_sampler(spec, spec.searcher.seed + seed_offset)
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},

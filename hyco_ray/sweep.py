@@ -81,13 +81,17 @@ def _flat(data: dict, prefix: str = "") -> dict:
 
 
 def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
-    """The saved spec, if the space file (with its command-line overrides) still says the same."""
+    """The saved spec, if the space file (with its command-line overrides) still says the same;
+    a larger ``num_samples`` is the one edit allowed: ``--resume`` then adds trials."""
     saved = load_saved_spec(exp_dir)
     old, new = _flat(saved.to_dict()), _flat(spec.to_dict())
+    if new["num_samples"] > old["num_samples"]:
+        old["num_samples"] = saved.num_samples = spec.num_samples
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     if changed:
         raise SweepError(f"the space changed since sweep {saved.name!r} started ({'; '.join(changed)}); --resume runs "
-                         "what was saved: undo the change, or start a new sweep with --name")
+                         "what was saved (only a larger num_samples adds trials): undo the change, or start a new "
+                         "sweep with --name")
     return saved
 
 
@@ -175,8 +179,9 @@ def _live_view(spec: SweepSpec):
     return LiveView()
 
 
-def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
-    """A fresh Tuner, or the interrupted one restored from ``exp_dir``."""
+def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, seed_offset: int = 0):
+    """A fresh Tuner (``seed_offset``: trials already in the study, so added trials sample anew),
+    or the interrupted one restored from ``exp_dir``."""
     from ray import tune
 
     from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
@@ -184,17 +189,14 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None):
 
     trainable = make_trainable(spec, after_epoch)
     if resume:
-        if not tune.Tuner.can_restore(exp_dir):
-            raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
-                             "start it again without --resume")
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     storage_path, name = exp_dir.rsplit("/", 1)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(spec, study_storage_url(spec, exp_dir)),
+            search_alg=build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
             scheduler=build_scheduler(spec),
-            num_samples=spec.num_samples,
+            num_samples=spec.num_samples - seed_offset,
             max_concurrent_trials=spec.max_concurrent,
             reuse_actors=False,
             trial_name_creator=trial_name,
@@ -215,6 +217,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
               after_epoch=None) -> SweepOutcome:
     """Run (or resume) the sweep of a validated spec; returns the summary it printed.
 
+    ``--resume`` first continues the interrupted trials, then starts the trials that a larger
+    ``num_samples`` adds (a new Tune run in the same directory; the Optuna study goes on).
     ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial."""
     from ray import tune
 
@@ -225,6 +229,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if resume:
         if local:
             spec = _unchanged_saved_spec(exp_dir, spec)  # exactly what the interrupted sweep ran
+        if not tune.Tuner.can_restore(exp_dir):
+            raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
+                             "start it again without --resume")
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
@@ -233,8 +240,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
-    if not resume:
-        _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
+    _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
 
     import ray
 
@@ -242,6 +248,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     tic = time.time()
     try:
         build_tuner(spec, exp_dir, resume, after_epoch).fit()
+        if resume and local:
+            sweep = load_sweep(exp_dir)
+            if not sweep.by_outcome("unfinished") and len(sweep.trials) < spec.num_samples:
+                print(f"adding {spec.num_samples - len(sweep.trials)} trials (num_samples {spec.num_samples})")
+                build_tuner(spec, exp_dir, False, after_epoch, seed_offset=len(sweep.trials)).fit()
     finally:
         if started:
             ray.shutdown()

@@ -172,7 +172,7 @@ def test_space_overrides_and_flags_reach_the_spec(tmp_path):
 
 
 def test_resume_refuses_an_edited_space(tmp_path):
-    """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (e.g. num_samples)."""
+    """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (fewer num_samples)."""
     from sweep_util import write_space
 
     from hyco_ray.space import load_space
@@ -181,8 +181,8 @@ def test_resume_refuses_an_edited_space(tmp_path):
     exp_dir = sweep_mod.experiment_dir(spec)
     sweep_mod._write_text(f"{exp_dir}/{sweep_mod.SPEC_FILE}", spec.to_yaml())
     assert sweep_mod._unchanged_saved_spec(exp_dir, spec).to_dict() == spec.to_dict()
-    edited = load_space(write_space(tmp_path), ["num_samples=18", "space.trainer_params.alpha.high=0.5"])
-    with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 18.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
+    edited = load_space(write_space(tmp_path), ["num_samples=2", "space.trainer_params.alpha.high=0.5"])
+    with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 2.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
         sweep_mod.run_sweep(edited, resume=True)
 
 

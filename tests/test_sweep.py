@@ -222,3 +222,18 @@ def test_sigterm_to_the_process_group_then_the_printed_hint_resumes(tmp_path):
     study = optuna.load_study(study_name="X", storage=f"sqlite:///{exp_dir}/optuna.db")
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 5 and len(states) == 5
+
+
+def test_resume_with_more_samples_adds_trials(tmp_path):
+    """Issue 10.4: `--resume --num-samples N` refused with a diff; now it adds the missing trials
+    (a new Tune run in the same directory) and the Optuna study goes on with new points."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=2)
+    first = run_sweep(load_space(space), num_cpus=2)
+    assert first.finished and first.trials == 2
+    more = run_sweep(load_space(space, ["num_samples=3"]), resume=True, num_cpus=2)
+    sweep = load_sweep(more.experiment_dir)
+    assert more.finished and len(sweep.trials) == 3 and sweep.spec.num_samples == 3
+    assert {t.outcome(2) for t in sweep.trials} == {"complete"}
+    assert "trials: 3 started of num_samples 3" in more.summary
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{more.experiment_dir}/optuna.db")
+    assert len(study.trials) == 3 and len({t.params["trainer_params.alpha"] for t in study.trials}) == 3
