@@ -154,6 +154,27 @@ def test_report_writes_curves_table_and_importances(asha_sweep, tmp_path):
     assert "| trial_id |" in files["markdown"].read_text()
 
 
+def test_complete_trials_leave_figures_test_metrics_and_evaluate(asha_sweep, capsys):
+    """Issue 10.5: a trial dir held no figures nor test metrics, `hyco evaluate <trial dir>` refused
+    it, and nothing linked an Optuna trial to its Ray trial."""
+    from hyco_ray.cli import main
+
+    spec, outcome, sweep = asha_sweep
+    best = sweep.best()
+    trial_dir = Path(best.path)
+    assert {p.name for p in (trial_dir / "figures").glob("*.png")} >= {"predictions.png"}
+    saved = json.loads((trial_dir / "test_metrics.json").read_text())
+    assert saved["epoch"] == spec.max_t and best.final["test_loss_physical"] == saved["test_loss_physical"]
+    for t in sweep.by_outcome("stopped"):
+        assert not (Path(t.path) / "test_metrics.json").exists()
+    (trial_dir / "test_metrics.json").unlink()
+    capsys.readouterr()
+    assert main(["evaluate", str(trial_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["test_loss_physical"] == pytest.approx(saved["test_loss_physical"], rel=1e-6)
+    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{outcome.experiment_dir}/optuna.db")
+    assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == sorted(t.trial_id for t in sweep.trials)
+
+
 def test_a_second_start_of_the_same_sweep_asks_for_resume(asha_sweep):
     spec, _, _ = asha_sweep
     with pytest.raises(SweepError, match="--resume"):
