@@ -205,3 +205,19 @@ def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "sweeps").exists()
     # a bigger machine raises the limit explicitly
     load_config("burgers_hybrid_quick_test", ["model.synthetic.base_channels=100000", "run_params.max_memory_gb=1e6"])
+
+
+def test_group_overrides_work_on_a_config_file_and_hydra_keys_are_refused(tmp_path, capsys):
+    """Issue 10.8: `model/physical=burgers_2d` worked on a config name but not on an exported file;
+    `hydra.run.dir=...` was accepted and ignored."""
+    from hyco.config import config_to_yaml, load_config, load_config_file
+
+    path = tmp_path / "best.yaml"
+    path.write_text(config_to_yaml(load_config("burgers_hybrid_quick_test", ["trainer_params.alpha=0.3"])))
+    cfg = load_config_file(path, ["model/physical=burgers_2d"])
+    assert cfg.model.physical.resolution == [64, 64] and cfg.trainer_params.alpha == 0.3
+    for args in (["train", "burgers_hybrid_quick_test", "hydra.run.dir=/tmp/x"],
+                 ["train", "--config-file", str(path), "hydra.run.dir=/tmp/x"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "hydra.run.dir" in err and "--run-dir" in err, err
