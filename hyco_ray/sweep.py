@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,18 @@ def prepare_data(spec: SweepSpec) -> str:
     return str(path)
 
 
+def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: str = "the local Ray") -> None:
+    """A trial asking for more CPUs or GPUs than there are would stay PENDING forever."""
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    for kind, need, have, flag in (("CPU", spec.resources.cpu, cpus, "--num-cpus"), ("GPU", spec.resources.gpu, gpus, "")):
+        if need > have:
+            raise SweepError(f"resources.{kind.lower()} is {need:g} per trial, but {where} has {have:g} {kind}s: no trial "
+                             f"could ever start; lower resources.{kind.lower()}" + (f" or raise {flag}" if flag else ""))
+
+
 def connect_ray(address: str | None, num_cpus: int | None) -> bool:
     """Join ``address`` (or RAY_ADDRESS), else start Ray in this process. True if we started it."""
     import ray
@@ -235,6 +248,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        _check_fits(spec, num_cpus or os.cpu_count() or 1)
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -245,6 +260,12 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     import ray
 
     started = connect_ray(address, num_cpus)
+    if address or os.environ.get("RAY_ADDRESS"):
+        total = ray.cluster_resources()
+        try:
+            _check_fits(spec, total.get("CPU", 0), total.get("GPU", 0), f"the cluster at {address or 'RAY_ADDRESS'}")
+        except SweepError as exc:  # an autoscaler may still add nodes
+            print(f"hyco: warning: {exc}; trials stay PENDING until nodes that large join", file=sys.stderr)
     tic = time.time()
     try:
         build_tuner(spec, exp_dir, resume, after_epoch).fit()

@@ -205,3 +205,20 @@ def test_a_sweep_whose_every_trial_errored_exits_non_zero():
     assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=3).exit_code == 1
     assert sweep_mod.SweepOutcome("d", "", True, 1.0, trials=3, errored=2).exit_code == 0
     assert sweep_mod.SweepOutcome("d", "", False, 1.0, trials=3, errored=0).exit_code == 130
+
+
+def test_a_trial_larger_than_the_machine_is_refused_before_ray_starts(tmp_path, monkeypatch, capsys):
+    """Issue 11.7: resources.cpu above the machine's CPUs left every trial PENDING forever."""
+    from sweep_util import write_space
+
+    from hyco_ray.cli import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(sweep_mod, "prepare_data", lambda spec: pytest.fail("no work before the check"))
+    space = write_space(tmp_path)
+    for args, words in ((["resources.cpu=3", "--num-cpus", "2"], "resources.cpu is 3 per trial, but the local Ray has 2 CPUs"),
+                        (["resources.gpu=1"], "resources.gpu is 1 per trial, but the local Ray has 0 GPUs")):
+        assert main(["tune", str(space), *args]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+        assert not ray.is_initialized()
