@@ -9,7 +9,6 @@ its rung is the number of epochs it finished), ``error`` (failed after its retri
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -98,26 +97,33 @@ def _read_history(trial_dir: Path) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Trials of a local sweep directory, from Tune's experiment state and each trial's results."""
-    from ray.tune import ExperimentAnalysis
+def _trial_states(path: Path) -> dict[str, tuple[dict, dict]]:
+    """Tune's record of each trial (status, config, failures) from the JSON experiment states;
+    a later run in the same directory (trials added by ``--resume``) adds its own file."""
+    states = {}
+    for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first
+        for trial_json, run_json in json.loads(state_file.read_text())["trial_data"]:
+            trial = json.loads(trial_json)
+            states[trial["trial_id"]] = (trial, json.loads(run_json))
+    return states
 
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Trials of a local sweep directory, read from JSON only (Tune's experiment states, each
+    trial's ``result.json`` and checkpoint history); no pickle in the directory is loaded."""
     from hyco_ray.sweep import load_saved_spec
 
     path = Path(path).expanduser().resolve()
     spec = load_saved_spec(path)
-    # trials that never reported have no result file; Tune warns about each, we list them as unfinished
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    try:
-        analysis = ExperimentAnalysis(str(path))
-    except ValueError as exc:
-        raise HycoError(f"{path}: no Tune experiment state ({exc})") from None
+    states = _trial_states(path)
+    if not states:
+        raise HycoError(f"{path}: no Tune experiment state (experiment_state-*.json); did a trial start?")
     trials = []
-    for t in analysis.trials:
-        trial_dir = Path(t.storage.trial_fs_path)
-        params = {k: t.config[k] for k in spec.space if k in t.config}
-        failures = getattr(t.run_metadata, "num_failures", 0) if hasattr(t, "run_metadata") else 0
-        trials.append(TrialRecord(t.trial_id, str(t.status), params, _read_history(trial_dir), str(trial_dir), failures))
+    for trial_id, (t, run) in states.items():
+        trial_dir = path / t.get("relative_logdir", f"trial_{trial_id}")
+        params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
+        trials.append(TrialRecord(trial_id, t["status"], params, _read_history(trial_dir), str(trial_dir),
+                                  int(run.get("num_failures", 0))))
     trials.sort(key=lambda r: r.path)
     return Sweep(path, spec, trials)
 

@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(data)
     data.set_defaults(func=cmd_data)
 
-    evaluate = sub.add_parser("evaluate", help="score a finished run on the test split")
-    evaluate.add_argument("run_dir")
+    evaluate = sub.add_parser("evaluate", help="score a finished run (or a sweep's trial directory) on the test split")
+    evaluate.add_argument("run_dir", help="run directory of hyco train, or <sweep dir>/trial_<id>")
     evaluate.set_defaults(func=cmd_evaluate)
 
     tune = sub.add_parser(

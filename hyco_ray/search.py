@@ -1,23 +1,24 @@
-"""Optuna TPE + ASHA, with ASHA-stopped trials told to Optuna as PRUNED.
+"""Optuna TPE (or random) + ASHA, with ASHA-stopped trials told to Optuna as PRUNED.
 
 Ray's ``OptunaSearch`` tells Optuna COMPLETE with the short-run loss of a trial that ASHA
-stopped, which misleads TPE (a 1-epoch loss is compared with 8-epoch losses). Here every
-epoch is reported as an intermediate value (``trial.report(value, epoch)``) and a trial that
-stops before ``max_t`` epochs without an error is told ``TrialState.PRUNED``; Optuna keeps its
-intermediate values and TPE treats it as a pruned trial.
+stopped, which misleads TPE (a 1-epoch loss is compared with 8-epoch losses). This searcher
+uses Optuna's public ask-and-tell interface instead: every epoch is an intermediate value
+(``trial.report(value, epoch)``), a trial that stops before ``max_t`` epochs without an error
+is told ``TrialState.PRUNED``, and each Optuna trial carries its Ray trial id as the user
+attribute ``ray_trial_id``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import pickle
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from ray.air.constants import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
 from hyco_ray.space import SweepSpec
 
@@ -27,56 +28,63 @@ log = logging.getLogger(__name__)
 STEP_KEY = "epoch"
 
 
-class PruningOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that reports intermediate values and tells early-stopped trials PRUNED."""
+class PruningOptunaSearch(Searcher):
+    """Ask Optuna for each Tune trial, report every epoch, tell early-stopped trials PRUNED."""
 
-    def __init__(self, *args: Any, max_t: int, step_key: str = STEP_KEY, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._max_t = int(max_t)
-        self._step_key = step_key
+    def __init__(self, space: dict, metric: str, mode: str, sampler: optuna.samplers.BaseSampler,
+                 storage: optuna.storages.BaseStorage | None, study_name: str, max_t: int) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._space, self._max_t = space, int(max_t)
+        self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
+                                          direction="minimize" if mode == "min" else "maximize")
+        self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
+        self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
 
-    def _step(self, result: dict) -> int:
-        step = result.get(self._step_key)
-        return int(step if step is not None else result.get(TRAINING_ITERATION, 0))
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # metric, mode and space come with the constructor
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        trial = self._study.ask(self._space)
+        trial.set_user_attr("ray_trial_id", trial_id)
+        self._trials[trial_id], self._steps[trial_id] = trial, set()
+        return dict(trial.params)
 
     def _report(self, trial_id: str, result: dict) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
-        value = result.get(self.metric)
-        if ot_trial is None or value is None or math.isnan(float(value)):
+        value, step = result.get(self.metric), int(result.get(STEP_KEY) or 0)
+        if trial_id not in self._trials or value is None or math.isnan(float(value)) or step in self._steps[trial_id]:
             return  # +-inf (a diverged trial) is reported: TPE must learn that region is bad
-        step = self._step(result)
-        if step in ot_trial._cached_frozen_trial.intermediate_values:
-            return  # a restored trial repeats no epoch, but a duplicate result must not warn
-        ot_trial.report(float(value), step)
+        self._trials[trial_id].report(float(value), step)
+        self._steps[trial_id].add(step)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if isinstance(self.metric, list) or trial_id in self._completed_trials:
-            return
         self._report(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id not in self._trials:
             return
-        ot_trial = self._ot_trials[trial_id]
-        value = result.get(self.metric) if result else None
-        if result:
-            # the result that made ASHA stop the trial never reached on_trial_result
-            self._report(trial_id, result)
-        if result and "training_error" in result:
-            ot_trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
+        result = result or {}
+        self._report(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
+        trial, value = self._trials.pop(trial_id), result.get(self.metric)
+        if "training_error" in result:
+            trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
         if error:
             state, told = TrialState.FAIL, None
-        elif value is None or not math.isfinite(float(value)):
-            state, told = TrialState.PRUNED, None
-        elif self._step(result) < self._max_t:
+        elif value is None or not math.isfinite(float(value)) or int(result.get(STEP_KEY) or 0) < self._max_t:
             state, told = TrialState.PRUNED, None
         else:
             state, told = TrialState.COMPLETE, float(value)
         try:
-            self._ot_study.tell(ot_trial, told, state=state)
+            self._study.tell(trial, told, state=state)
         except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
             log.warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
-        self._completed_trials.add(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.__dict__, out)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
 
 
 def study_storage_url(spec: SweepSpec, experiment_dir: str) -> str | None:
@@ -100,9 +108,10 @@ def build_sampler(spec: SweepSpec, seed: int | None = None) -> optuna.samplers.B
     return SAMPLERS[spec.searcher.sampler](spec.searcher, spec.searcher.seed if seed is None else seed)
 
 
-def build_searcher(spec: SweepSpec, storage_url: str | None) -> PruningOptunaSearch:
-    """TPE (or random) sampler, seeded; the study is named after the sweep."""
-    sea, sampler = spec.searcher, build_sampler(spec)
+def build_searcher(spec: SweepSpec, storage_url: str | None, seed_offset: int = 0) -> PruningOptunaSearch:
+    """TPE (or random) sampler, seeded (``seed_offset``: trials added to an existing study draw
+    new points); the study is named after the sweep."""
+    sea, sampler = spec.searcher, build_sampler(spec, spec.searcher.seed + seed_offset)
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},

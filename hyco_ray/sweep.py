@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +82,17 @@ def _flat(data: dict, prefix: str = "") -> dict:
 
 
 def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
-    """The saved spec, if the space file (with its command-line overrides) still says the same."""
+    """The saved spec, if the space file (with its command-line overrides) still says the same;
+    a larger ``num_samples`` is the one edit allowed: ``--resume`` then adds trials."""
     saved = load_saved_spec(exp_dir)
     old, new = _flat(saved.to_dict()), _flat(spec.to_dict())
+    if new["num_samples"] > old["num_samples"]:
+        old["num_samples"] = saved.num_samples = spec.num_samples
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     if changed:
         raise SweepError(f"the space changed since sweep {saved.name!r} started ({'; '.join(changed)}); --resume runs "
-                         "what was saved: undo the change, or start a new sweep with --name")
+                         "what was saved (only a larger num_samples adds trials): undo the change, or start a new "
+                         "sweep with --name")
     return saved
 
 
@@ -130,6 +135,18 @@ def prepare_data(spec: SweepSpec) -> str:
     _, path, hit = load_or_simulate(make_problem(cfg.model.physical), cfg.data, cfg.run_params.dtype)
     log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
     return str(path)
+
+
+def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: str = "the local Ray") -> None:
+    """A trial asking for more CPUs or GPUs than there are would stay PENDING forever."""
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    for kind, need, have, flag in (("CPU", spec.resources.cpu, cpus, "--num-cpus"), ("GPU", spec.resources.gpu, gpus, "")):
+        if need > have:
+            raise SweepError(f"resources.{kind.lower()} is {need:g} per trial, but {where} has {have:g} {kind}s: no trial "
+                             f"could ever start; lower resources.{kind.lower()}" + (f" or raise {flag}" if flag else ""))
 
 
 def connect_ray(address: str | None, num_cpus: int | None) -> bool:
@@ -175,8 +192,10 @@ def _live_view(spec: SweepSpec):
     return LiveView()
 
 
-def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True):
-    """A fresh Tuner, or the interrupted one restored from ``exp_dir``.
+def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True,
+                seed_offset: int = 0):
+    """A fresh Tuner (``seed_offset``: trials already in the study, so added trials sample anew),
+    or the interrupted one restored from ``exp_dir``.
 
     ``reuse_workers``: a finished trial's worker process runs the next trial (Tune's
     ``reuse_actors``; all trials of a sweep ask for the same resources). A new worker per trial
@@ -189,17 +208,14 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
 
     trainable = make_trainable(spec, after_epoch)
     if resume:
-        if not tune.Tuner.can_restore(exp_dir):
-            raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
-                             "start it again without --resume")
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     storage_path, name = exp_dir.rsplit("/", 1)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(spec, study_storage_url(spec, exp_dir)),
+            search_alg=build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
             scheduler=build_scheduler(spec),
-            num_samples=spec.num_samples,
+            num_samples=spec.num_samples - seed_offset,
             max_concurrent_trials=spec.max_concurrent,
             # a reused worker writes its files straight into a local sweep dir (trainable._trial_dir)
             reuse_actors=reuse_workers and "://" not in exp_dir,
@@ -221,6 +237,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
               after_epoch=None, reuse_workers: bool = True) -> SweepOutcome:
     """Run (or resume) the sweep of a validated spec; returns the summary it printed.
 
+    ``--resume`` first continues the interrupted trials, then starts the trials that a larger
+    ``num_samples`` adds (a new Tune run in the same directory; the Optuna study goes on).
     ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial.
     ``reuse_workers=False`` starts a fresh worker process per trial (the benchmark's baseline)."""
     from ray import tune
@@ -232,23 +250,38 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if resume:
         if local:
             spec = _unchanged_saved_spec(exp_dir, spec)  # exactly what the interrupted sweep ran
+        if not tune.Tuner.can_restore(exp_dir):
+            raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
+                             "start it again without --resume")
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        _check_fits(spec, num_cpus or os.cpu_count() or 1)
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
-    if not resume:
-        _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
+    _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
 
     import ray
 
     started = connect_ray(address, num_cpus)
+    if address or os.environ.get("RAY_ADDRESS"):
+        total = ray.cluster_resources()
+        try:
+            _check_fits(spec, total.get("CPU", 0), total.get("GPU", 0), f"the cluster at {address or 'RAY_ADDRESS'}")
+        except SweepError as exc:  # an autoscaler may still add nodes
+            print(f"hyco: warning: {exc}; trials stay PENDING until nodes that large join", file=sys.stderr)
     tic = time.time()
     try:
         build_tuner(spec, exp_dir, resume, after_epoch, reuse_workers).fit()
+        if resume and local:
+            sweep = load_sweep(exp_dir)
+            if not sweep.by_outcome("unfinished") and len(sweep.trials) < spec.num_samples:
+                print(f"adding {spec.num_samples - len(sweep.trials)} trials (num_samples {spec.num_samples})")
+                build_tuner(spec, exp_dir, False, after_epoch, reuse_workers, seed_offset=len(sweep.trials)).fit()
     finally:
         if started:
             ray.shutdown()

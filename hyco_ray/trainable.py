@@ -37,7 +37,7 @@ from hyco.config import config_to_yaml, load_config
 from hyco.data import Dataset, build_dataset
 from hyco.errors import TrainingError
 from hyco.physics import make_problem
-from hyco.run import check_finite, load_checkpoint
+from hyco.run import check_finite, evaluate_trainer, load_checkpoint, write_figures
 from hyco.runtime import configure, environment
 from hyco.training import create_trainer
 from hyco_ray.space import SweepSpec, spec_from_dict
@@ -115,6 +115,8 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
             if after_epoch is not None:
                 after_epoch(metrics["epoch"], _trial_dir(spec))
             row = {**metrics, **extra}
+            if metrics["epoch"] >= spec.max_t:  # complete: artefacts before the last report (ASHA ends the trial there)
+                row.update(_final_artefacts(trainer, _trial_dir(spec)))
             reported.append(row)
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
@@ -126,6 +128,15 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         worst = math.inf if spec.mode == "min" else -math.inf
         epoch = getattr(exc, "epoch", None) or trainer.epoch + 1
         tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
+
+
+def _final_artefacts(trainer, trial_dir: Path) -> dict[str, Any]:
+    """Figures and, where there is a test split, ``test_metrics.json`` in the trial directory
+    (as ``hyco train`` writes them); returns the test metrics."""
+    write_figures(trainer, trial_dir)
+    if not len(trainer.dataset.test):
+        return {}
+    return {k: v for k, v in evaluate_trainer(trainer, trial_dir).items() if k.startswith("test_")}
 
 
 def _trial_dir(spec: SweepSpec | None = None) -> Path:

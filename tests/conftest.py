@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
 from sweep_util import SMALL
 
 warnings.filterwarnings("ignore", message="Sparse")
+# run_params.device defaults to auto (a GPU where torch sees one): tests run on the CPU everywhere
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture(scope="session")

@@ -170,3 +170,54 @@ def test_an_infinite_val_loss_ends_the_run_as_diverged(tmp_path, cache_dir, caps
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "diverged (NaN or inf)" in err and "Traceback" not in err, err
+
+
+def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, capsys):
+    """Issue 11.6: a resolution of 10^8 allocated for 105 s before failing; [1e5, 1e5] asked for
+    160 GB, base_channels 1e5 for 120 GB; num_simulations 1e9 started simulating."""
+    import time
+
+    from hyco.config import load_config
+
+    cache = tmp_path / "cache"
+    bad = [
+        ("burgers_hybrid_quick_test", "model.physical.resolution=[100000000]"),
+        ("heat_hybrid_quick_test", "model.physical.resolution=[100000,100000]"),
+        ("burgers_hybrid_quick_test", "model.synthetic.base_channels=100000"),
+        ("burgers_hybrid_quick_test", "data.num_simulations=1000000000"),
+    ]
+    for name, override in bad:
+        tic = time.time()
+        assert main(["train", name, override, f"data.cache_dir={cache}", "run_params.max_memory_gb=64",
+                     "--run-dir", str(tmp_path / "run")]) == 2
+        wall = time.time() - tic
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "GB" in err and "limit of 64 GB (run_params.max_memory_gb)" in err, err
+        assert wall < 5, (override, wall)
+    assert not cache.exists() and not (tmp_path / "run").exists()  # nothing simulated, nothing written
+    # a sweep whose space reaches such a size is refused before Ray starts
+    from sweep_util import BASE_SPACE, write_space
+
+    space = write_space(tmp_path, overrides=[o for o in BASE_SPACE["overrides"] if "base_channels" not in o],
+                        space={"model.synthetic.base_channels": {"type": "choice", "values": [8, 100000]}})
+    assert main(["tune", str(space)]) == 2
+    assert "space.model.synthetic.base_channels: value 100000" in capsys.readouterr().err
+    assert not (tmp_path / "sweeps").exists()
+    # a bigger machine raises the limit explicitly
+    load_config("burgers_hybrid_quick_test", ["model.synthetic.base_channels=100000", "run_params.max_memory_gb=1e6"])
+
+
+def test_group_overrides_work_on_a_config_file_and_hydra_keys_are_refused(tmp_path, capsys):
+    """Issue 10.8: `model/physical=burgers_2d` worked on a config name but not on an exported file;
+    `hydra.run.dir=...` was accepted and ignored."""
+    from hyco.config import config_to_yaml, load_config, load_config_file
+
+    path = tmp_path / "best.yaml"
+    path.write_text(config_to_yaml(load_config("burgers_hybrid_quick_test", ["trainer_params.alpha=0.3"])))
+    cfg = load_config_file(path, ["model/physical=burgers_2d"])
+    assert cfg.model.physical.resolution == [64, 64] and cfg.trainer_params.alpha == 0.3
+    for args in (["train", "burgers_hybrid_quick_test", "hydra.run.dir=/tmp/x"],
+                 ["train", "--config-file", str(path), "hydra.run.dir=/tmp/x"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "hydra.run.dir" in err and "--run-dir" in err, err

@@ -202,3 +202,23 @@ def test_heat_centres_must_match_the_amplitudes(tmp_path):
         "heat_hybrid_quick_test", [f"data.cache_dir={tmp_path}", "+model.physical.options.learn_centres=true"]
     )
     assert "model.physical.params" in message and "centres" in message
+
+
+def test_device_defaults_to_auto_and_setup_keeps_an_existing_torch():
+    """Issue 10.10: `hyco train` stayed on the CPU of a GPU machine unless run_params.device=auto;
+    scripts/setup.sh made a venv blind to the user's CUDA torch, then installed the CPU build."""
+    import subprocess
+    from pathlib import Path
+
+    import torch
+
+    from hyco.config import load_config
+    from hyco.runtime import resolve_device
+
+    cfg = load_config("burgers_hybrid_quick_test")
+    assert cfg.run_params.device == "auto"
+    assert resolve_device(cfg.run_params).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    setup = Path(__file__).resolve().parent.parent / "scripts" / "setup.sh"
+    assert subprocess.run(["bash", "-n", str(setup)]).returncode == 0
+    text = setup.read_text()
+    assert '-c "import torch"' in text and "--system-site-packages" in text

@@ -22,8 +22,10 @@ MB = 1024**2
 
 
 @pytest.fixture
-def cluster():
+def cluster(monkeypatch):
     from ray.cluster_utils import Cluster
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # conftest hides GPUs; this cluster fakes two
 
     # each raylet would claim the whole machine's memory: give every node a small share
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": 80 * MB, "memory": 2048 * MB})

@@ -172,7 +172,7 @@ def test_space_overrides_and_flags_reach_the_spec(tmp_path):
 
 
 def test_resume_refuses_an_edited_space(tmp_path):
-    """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (e.g. num_samples)."""
+    """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (fewer num_samples)."""
     from sweep_util import write_space
 
     from hyco_ray.space import load_space
@@ -181,8 +181,8 @@ def test_resume_refuses_an_edited_space(tmp_path):
     exp_dir = sweep_mod.experiment_dir(spec)
     sweep_mod._write_text(f"{exp_dir}/{sweep_mod.SPEC_FILE}", spec.to_yaml())
     assert sweep_mod._unchanged_saved_spec(exp_dir, spec).to_dict() == spec.to_dict()
-    edited = load_space(write_space(tmp_path), ["num_samples=18", "space.trainer_params.alpha.high=0.5"])
-    with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 18.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
+    edited = load_space(write_space(tmp_path), ["num_samples=2", "space.trainer_params.alpha.high=0.5"])
+    with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 2.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
         sweep_mod.run_sweep(edited, resume=True)
 
 
@@ -227,3 +227,20 @@ def test_a_reused_worker_loads_each_dataset_once(tmp_path, monkeypatch):
     assert other is not first and not torch.equal(other.observations.frames, first.observations.frames)
     trainable.trial_dataset(load_config(spec.base, [*spec.trial_overrides({}), "data.seed=5"]))
     assert len(trainable._datasets) == trainable.DATASETS_KEPT
+
+
+def test_a_trial_larger_than_the_machine_is_refused_before_ray_starts(tmp_path, monkeypatch, capsys):
+    """Issue 11.7: resources.cpu above the machine's CPUs left every trial PENDING forever."""
+    from sweep_util import write_space
+
+    from hyco_ray.cli import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(sweep_mod, "prepare_data", lambda spec: pytest.fail("no work before the check"))
+    space = write_space(tmp_path)
+    for args, words in ((["resources.cpu=3", "--num-cpus", "2"], "resources.cpu is 3 per trial, but the local Ray has 2 CPUs"),
+                        (["resources.gpu=1"], "resources.gpu is 1 per trial, but the local Ray has 0 GPUs")):
+        assert main(["tune", str(space), *args]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+        assert not ray.is_initialized()

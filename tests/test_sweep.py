@@ -154,6 +154,27 @@ def test_report_writes_curves_table_and_importances(asha_sweep, tmp_path):
     assert "| trial_id |" in files["markdown"].read_text()
 
 
+def test_complete_trials_leave_figures_test_metrics_and_evaluate(asha_sweep, capsys):
+    """Issue 10.5: a trial dir held no figures nor test metrics, `hyco evaluate <trial dir>` refused
+    it, and nothing linked an Optuna trial to its Ray trial."""
+    from hyco_ray.cli import main
+
+    spec, outcome, sweep = asha_sweep
+    best = sweep.best()
+    trial_dir = Path(best.path)
+    assert {p.name for p in (trial_dir / "figures").glob("*.png")} >= {"predictions.png"}
+    saved = json.loads((trial_dir / "test_metrics.json").read_text())
+    assert saved["epoch"] == spec.max_t and best.final["test_loss_physical"] == saved["test_loss_physical"]
+    for t in sweep.by_outcome("stopped"):
+        assert not (Path(t.path) / "test_metrics.json").exists()
+    (trial_dir / "test_metrics.json").unlink()
+    capsys.readouterr()
+    assert main(["evaluate", str(trial_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["test_loss_physical"] == pytest.approx(saved["test_loss_physical"], rel=1e-6)
+    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{outcome.experiment_dir}/optuna.db")
+    assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == sorted(t.trial_id for t in sweep.trials)
+
+
 def test_a_second_start_of_the_same_sweep_asks_for_resume(asha_sweep):
     spec, _, _ = asha_sweep
     with pytest.raises(SweepError, match="--resume"):
@@ -222,3 +243,18 @@ def test_sigterm_to_the_process_group_then_the_printed_hint_resumes(tmp_path):
     study = optuna.load_study(study_name="X", storage=f"sqlite:///{exp_dir}/optuna.db")
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 5 and len(states) == 5
+
+
+def test_resume_with_more_samples_adds_trials(tmp_path):
+    """Issue 10.4: `--resume --num-samples N` refused with a diff; now it adds the missing trials
+    (a new Tune run in the same directory) and the Optuna study goes on with new points."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=2)
+    first = run_sweep(load_space(space), num_cpus=2)
+    assert first.finished and first.trials == 2
+    more = run_sweep(load_space(space, ["num_samples=3"]), resume=True, num_cpus=2)
+    sweep = load_sweep(more.experiment_dir)
+    assert more.finished and len(sweep.trials) == 3 and sweep.spec.num_samples == 3
+    assert {t.outcome(2) for t in sweep.trials} == {"complete"}
+    assert "trials: 3 started of num_samples 3" in more.summary
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{more.experiment_dir}/optuna.db")
+    assert len(study.trials) == 3 and len({t.params["trainer_params.alpha"] for t in study.trials}) == 3

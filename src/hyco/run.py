@@ -136,13 +136,17 @@ def evaluate_trainer(trainer: HybridTrainer, run_dir: Path) -> dict:
 
 
 def evaluate_run(run_dir: str | Path) -> dict:
-    """Rebuild the trainer of a finished run from its files and score the test split."""
+    """Rebuild the trainer of a finished run (of ``hyco train``, or a sweep's trial directory:
+    ``hyco_config.yaml`` and the latest ``checkpoint_*/trainer_state.pt``) and score the test split."""
     run_dir = Path(run_dir).expanduser().resolve()
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint, config = run_dir / "checkpoint.pt", run_dir / "config.yaml"
+    trial_checkpoints = sorted(run_dir.glob("checkpoint_*/trainer_state.pt"))
+    if not checkpoint.exists() and trial_checkpoints and (run_dir / "hyco_config.yaml").exists():
+        checkpoint, config = trial_checkpoints[-1], run_dir / "hyco_config.yaml"
     if not checkpoint.exists():
-        raise HycoError(f"{run_dir} has no checkpoint.pt: is it a run directory of hyco train?")
+        raise HycoError(f"{run_dir} has no checkpoint.pt: is it a run directory of hyco train (or a sweep's trial directory)?")
     state = load_checkpoint(checkpoint)
-    cfg = load_config_file(run_dir / "config.yaml")
+    cfg = load_config_file(config)
     trainer = create_trainer(cfg)
     trainer.load_state_dict(state)
     return evaluate_trainer(trainer, run_dir)

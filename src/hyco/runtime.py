@@ -89,7 +89,7 @@ def environment(run: RunParams) -> dict:
         "seed": run.seed,
         "num_threads": torch.get_num_threads(),
         "dtype": run.dtype,
-        "device": run.device,
+        "device": str(resolve_device(run)),  # as it ran (auto resolved)
         "torch": torch.__version__,
         "phiflow": phi.__version__,
         "phiml": phiml.__version__,

@@ -40,7 +40,12 @@ def available_configs() -> list[str]:
     return sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 
 
-def _compose(config_dir: Path, name: str, overrides: Sequence[str]) -> DictConfig:
+def _compose(config_dir: Path, name: str, overrides: Sequence[str], searchpath: Sequence[str] = ()) -> DictConfig:
+    for item in overrides:
+        if item.lstrip("+~").startswith("hydra."):
+            raise ConfigError(f"override {item!r}: hyco does not use Hydra's own settings (hydra.*); "
+                              "hyco train --run-dir sets the run directory")
+    overrides = [*searchpath, *overrides]
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             return compose(config_name=name, overrides=list(overrides))
@@ -105,7 +110,9 @@ def _compose_file(path: Path, overrides: Sequence[str]) -> DictConfig:
             f"config file {str(path)!r} has a defaults list; put it in {CONF_DIR} and use its "
             "name, or pass a resolved config (as written by hyco export)"
         )
-    return _compose(path.parent, path.stem, overrides)
+    # config groups (model/physical=burgers_2d) come from hyco's conf dir and replace the file's section
+    groups = [f"+{o}" if "/" in o.split("=", 1)[0] and o[0] not in "+~" else o for o in overrides]
+    return _compose(path.parent, path.stem, groups, [f"hydra.searchpath=[file://{CONF_DIR}]"])
 
 
 def config_to_dict(cfg: RunConfig) -> dict:

@@ -17,9 +17,10 @@ class RunParams:
     model_type: str = "hybrid"
     seed: int = 0
     output_dir: str = "runs"
-    device: str = "cpu"  # cpu | cuda | auto
+    device: str = "auto"  # auto (cuda where torch sees a GPU, else cpu) | cpu | cuda
     num_threads: int = 1  # torch intra-op threads; same value needed for bitwise reruns
     dtype: str = "float32"  # float32 | float64
+    max_memory_gb: float | None = None  # refuse runs estimated larger (hyco.config.limits); None: the RAM
 
 
 @dataclass

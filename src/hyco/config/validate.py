@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from hyco.config.limits import check_limits
 from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
 from hyco.registry import METRICS, MODELS, OPTIMIZERS, PROBLEMS, TRAINERS
@@ -95,7 +96,10 @@ def validate(cfg: RunConfig) -> None:
     _require(_finite(phys.abs_tol) and phys.abs_tol > 0, "trainer_params.physical.abs_tol", phys.abs_tol, "must be > 0")
     _require(phys.max_iterations >= 1, "trainer_params.physical.max_iterations", phys.max_iterations, "must be >= 1")
 
+    # sizes that cannot fit, before anything is built (1 channel: a lower bound), then exactly
+    check_limits(cfg, 1, tuple(reversed(cfg.model.physical.resolution)))
     # each component validates its own options (and the registry its name)
     problem = PROBLEMS.build(cfg.model.physical.name, cfg.model.physical)
+    check_limits(cfg, len(problem.channels), problem.array_shape)
     MODELS.build(cfg.model.synthetic.name, ndim=problem.ndim, channels=len(problem.channels),
                  periodic=problem.periodic, **cfg.model.synthetic.options)
