@@ -183,7 +183,7 @@ def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, capsys):
     bad = [
         ("burgers_hybrid_quick_test", "model.physical.resolution=[100000000]"),
         ("heat_hybrid_quick_test", "model.physical.resolution=[100000,100000]"),
-        ("burgers_hybrid_quick_test", "model.synthetic.base_channels=100000"),
+        ("burgers_hybrid_quick_test", "model.synthetic.options.base_channels=100000"),
         ("burgers_hybrid_quick_test", "data.num_simulations=1000000000"),
     ]
     for name, override in bad:
@@ -199,12 +199,12 @@ def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, capsys):
     from sweep_util import BASE_SPACE, write_space
 
     space = write_space(tmp_path, overrides=[o for o in BASE_SPACE["overrides"] if "base_channels" not in o],
-                        space={"model.synthetic.base_channels": {"type": "choice", "values": [8, 100000]}})
+                        space={"model.synthetic.options.base_channels": {"type": "choice", "values": [8, 100000]}})
     assert main(["tune", str(space)]) == 2
-    assert "space.model.synthetic.base_channels: value 100000" in capsys.readouterr().err
+    assert "space.model.synthetic.options.base_channels: value 100000" in capsys.readouterr().err
     assert not (tmp_path / "sweeps").exists()
     # a bigger machine raises the limit explicitly
-    load_config("burgers_hybrid_quick_test", ["model.synthetic.base_channels=100000", "run_params.max_memory_gb=1e6"])
+    load_config("burgers_hybrid_quick_test", ["model.synthetic.options.base_channels=100000", "run_params.max_memory_gb=1e6"])
 
 
 def test_group_overrides_work_on_a_config_file_and_hydra_keys_are_refused(tmp_path, capsys):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from hyco.config.limits import check_limits
 from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
@@ -101,5 +103,6 @@ def validate(cfg: RunConfig) -> None:
     # each component validates its own options (and the registry its name)
     problem = PROBLEMS.build(cfg.model.physical.name, cfg.model.physical)
     check_limits(cfg, len(problem.channels), problem.array_shape)
-    MODELS.build(cfg.model.synthetic.name, ndim=problem.ndim, channels=len(problem.channels),
-                 periodic=problem.periodic, **cfg.model.synthetic.options)
+    with torch.device("meta"):  # the network checks its options; parameters take no memory here
+        MODELS.build(cfg.model.synthetic.name, ndim=problem.ndim, channels=len(problem.channels),
+                     periodic=problem.periodic, **cfg.model.synthetic.options)
