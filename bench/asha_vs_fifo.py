@@ -32,7 +32,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sweep_overhead import _cpu_model, load  # noqa: E402
+from sweep_overhead import _cpu_model, load, write_summary  # noqa: E402
 from sweep_util import SMALL  # noqa: E402
 
 #: (label, grace_period, reduction_factor); "quick"/"gpu" are the shipped spaces' settings
@@ -161,10 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         "load_before": load_before, "load_after": load(), "machine": _cpu_model(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"# wrote {args.out}")
+    write_summary(args.out, summary)
     return summary
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import logging
 import pstats
 import resource
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sweep_overhead import _cpu_model, load  # noqa: E402
+from sweep_overhead import _cpu_model, load, write_summary  # noqa: E402
 
 EVERY_EPOCH = ["trainer_params.warmup_epochs=0", "trainer_params.interleave_frequency=1", "trainer_params.alpha=0.5",
                "trainer_params.physical.max_iterations=5"]
@@ -249,10 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"device": args.device, "seconds_per_epoch": results, "load_before": load_before, "load_after": load(),
                "machine": torch.cuda.get_device_name() if args.device == "cuda" else _cpu_model(),
                "date": time.strftime("%Y-%m-%d %H:%M"), "epochs": args.epochs, "torch": torch.__version__}
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"# wrote {args.out}")
+    write_summary(args.out, summary)
     return summary
 
 

@@ -204,11 +204,16 @@ def main(argv: list[str] | None = None) -> dict:
         "load_before": load_before, "load_after": load(),
         "machine": _cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"# wrote {args.out}")
+    write_summary(args.out, summary)
     return summary
+
+
+def write_summary(out: str | None, summary: dict) -> None:
+    """A bench's headline figures as JSON (``bench/results/<bench>.json``)."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"# wrote {out}")
 
 
 def _cpu_model() -> str:
