@@ -79,7 +79,13 @@ class Heat(Problem):
     def parameter_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         steps = self.max_substep_factor * self.cfg.substeps
         kappa_limit = 0.9 / (2 * sum(n**2 for n in self.resolution)) * steps / self.frame_dt
-        amp_hi = (kappa_limit - float(self.options["kappa0"])) / self.num_bumps  # the bumps may overlap
+        kappa0 = float(self.options["kappa0"])
+        if kappa_limit <= kappa0:
+            raise ConfigError(
+                f"model.physical.dt is {self.cfg.dt}: with resolution {list(self.resolution)} even kappa0 = {kappa0} "
+                f"alone needs more than {steps} steps per frame to be stable; lower model.physical.dt"
+            )
+        amp_hi = (kappa_limit - kappa0) / self.num_bumps  # the bumps may overlap
         lo = [1e-12] * self.num_bumps + [1e-3] * (len(self.labels) - self.num_bumps)
         hi = [amp_hi] * self.num_bumps + [1.0] * (len(self.labels) - self.num_bumps)
         return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
