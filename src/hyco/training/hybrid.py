@@ -49,7 +49,8 @@ class HybridTrainer:
     start at frame 0 of each observed simulation and are compared with the observed points of
     later frames. S is unrolled over the whole observed horizon in segments of
     ``num_predict_steps`` observed frames (truncated backpropagation: the next segment starts
-    from S's own, detached prediction), so no window ever starts from a hidden value.
+    from S's own, detached prediction with the observed points of that frame put in), so no
+    window ever starts from a hidden value.
     """
 
     name = "hybrid"
