@@ -130,7 +130,7 @@ class HybridTrainer:
         size = self.tp.synthetic.batch_size
         gen = generator(self.cfg.run_params.seed, 4, epoch)
         order = torch.randperm(len(self.initial), generator=gen).to(self.device)
-        coupled = alpha < 1 and interaction is not None and self.interaction_weights is not None
+        coupled = alpha < 1 and interaction is not None
         if coupled:
             with torch.no_grad():
                 physical_targets = self.physical_rollout(interaction, self.interaction_steps)
@@ -169,7 +169,7 @@ class HybridTrainer:
         """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S),
         against S as it is now (after this epoch's synthetic step)."""
         data_loss = self.physical.data_loss(self.initial, self.targets, self.mask, self.stride)
-        if alpha == 1 or interaction is None or self.interaction_weights is None:
+        if alpha == 1 or interaction is None:
             return self.physical.optimize(data_loss, initial=self.initial)
         self.model.eval()
         with torch.no_grad():

@@ -165,17 +165,14 @@ class PhysicalTrainer:
         message = str(result.msg) if not diverged else diverged_message
         if diverged:
             first = track["first"] if track["first"] is not None else pymath.inf
-            if track["best_loss"] < first:
-                z = track["best_z"]
-                kept = "the best theta seen"
-            else:
-                kept = "theta unchanged"
-            log.warning("physical step diverged (%s); %s: %s", message, kept, self.from_scaled(z[:num_theta]).tolist()
-                        if z is not None else self.theta.tolist())
+            z = track["best_z"] if track["best_loss"] < first else None  # keep the best point seen, if any
         if z is not None and torch.isfinite(z).all():
             self.theta = self.from_scaled(z[:num_theta])
             if joint:
                 self.initial_correction = (z[num_theta:].reshape(initial.shape) * scale).to(initial.dtype)
+        if diverged:
+            kept = "the best theta seen" if z is not None else "theta unchanged"
+            log.warning("physical step diverged (%s); %s: %s", message, kept, self.theta.tolist())
         return PhysicalStep(
             theta=self.theta.clone(),
             loss_start=track["first"] if track["first"] is not None else pymath.nan,
