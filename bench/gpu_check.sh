@@ -8,7 +8,7 @@
 #    spaces' base + fixed overrides), one timed epoch each after an untimed one, asserting that the
 #    UNet, P's rollouts and PhiFlow's field tensors live on the GPU; peak GPU memory per problem;
 #    -> bench/results/epoch_gpu.json
-# 3. a 4-trial sweep of burgers_full (3 epochs, FIFO) at 0.25 GPU per trial (4 at once) against the
+# 3. bench/gpu_sweep.py: a 4-trial sweep of burgers_full (2 epochs, FIFO) at 0.25 GPU per trial (4 at once) against the
 #    same 4 trials at 1 GPU per trial (one at a time): throughput ratio, target >= 2.5x;
 #    -> bench/results/gpu_sweep.json
 # Exit codes: 0 done, 2 no NVIDIA GPU, 3 torch without CUDA, other: a step failed (its output says).
@@ -32,50 +32,22 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 echo "== date $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 
-echo "== epoch breakdown on the GPU"
-timeout 270 "$PY" bench/epoch.py --device cuda --problems burgers_full,heat_full,smoke_full --epochs 1 \
-  --out bench/results/epoch_gpu.json
-
-echo "== sweep throughput: 4 trials at 0.25 GPU (4 at once) vs 1 GPU (1 at a time)"
-timeout 240 "$PY" - <<'EOF'
-import json, logging, os, tempfile, time, warnings
+echo "== epoch breakdown on the GPU (one process per problem, so a slow one does not cost the others)"
+for problem in burgers_full:80 heat_full:70 smoke_full:150; do
+  timeout "${problem#*:}" "$PY" bench/epoch.py --device cuda --problems "${problem%%:*}" --epochs 1 \
+    --out "bench/results/epoch_gpu_${problem%%:*}.json" || { echo "gpu_check: epoch ${problem%%:*} failed (exit $?)"; FAILED=1; }
+done
+"$PY" - <<'EOF_MERGE' || FAILED=1
+import json
 from pathlib import Path
+parts = [json.loads(p.read_text()) for p in sorted(Path("bench/results").glob("epoch_gpu_*.json"))]
+merged = {**parts[0], "seconds_per_epoch": {k: v for p in parts for k, v in p["seconds_per_epoch"].items()}} if parts else {}
+Path("bench/results/epoch_gpu.json").write_text(json.dumps(merged, indent=2) + "\n")
+print("epoch_gpu.json:", sorted(merged.get("seconds_per_epoch", {})))
+EOF_MERGE
 
-import yaml
-
-warnings.filterwarnings("ignore")
-logging.basicConfig(level=logging.WARNING)
-import ray
-
-from hyco_ray.analysis import load_sweep
-from hyco_ray.space import parse_space, validate_space
-from hyco_ray.sweep import connect_ray, run_sweep
-
-space = yaml.safe_load(Path("search_spaces/burgers_full.yaml").read_text())
-tmp = Path(tempfile.mkdtemp(prefix="hyco-gpu-"))
-walls = {}
-connect_ray(None, os.cpu_count())
-try:
-    for name, gpu, concurrent in (("quarter", 0.25, 4), ("whole", 1, 1)):
-        data = {**space, "name": name, "num_samples": 4, "max_concurrent": concurrent, "storage_path": str(tmp),
-                "scheduler": {"type": "fifo"}, "searcher": {"type": "optuna", "sampler": "random", "seed": 0, "storage": None},
-                "resources": {"cpu": max(1, (os.cpu_count() or 4) // 4 - 1), "gpu": gpu}, "max_failures": 0}
-        data["space"] = {k: v for k, v in space["space"].items() if k != "trainer_params.warmup_epochs"}
-        data["overrides"] = [o for o in space["overrides"] if not o.startswith("trainer_params.epochs")] + [
-            "trainer_params.epochs=3", "trainer_params.warmup_epochs=1", f"data.cache_dir={tmp / 'cache'}"]
-        spec = validate_space(parse_space(data, where="gpu_check"))
-        tic = time.perf_counter()
-        outcome = run_sweep(spec)
-        walls[name] = time.perf_counter() - tic
-        devices = {r.get("device") for t in load_sweep(outcome.experiment_dir).trials for r in t.history}
-        assert devices == {"cuda"}, f"trials ran on {devices}, not the GPU"
-finally:
-    ray.shutdown()
-ratio = walls["whole"] / walls["quarter"]
-print(f"4 trials: 0.25 GPU each {walls['quarter']:.1f} s, 1 GPU each {walls['whole']:.1f} s; "
-      f"throughput ratio {ratio:.2f}x (target >= 2.5x)")
-Path("bench/results").mkdir(parents=True, exist_ok=True)
-Path("bench/results/gpu_sweep.json").write_text(json.dumps(
-    {"throughput_ratio": ratio, "wall_s": walls, "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2) + "\n")
-EOF
+echo "== sweep throughput: 4 trials at 0.25 GPU (4 at once) vs 1 GPU each (1 at a time)"
+timeout 240 "$PY" bench/gpu_sweep.py --space search_spaces/burgers_full.yaml --samples 4 --epochs 2 --fraction 0.25 \
+  --out bench/results/gpu_sweep.json || { echo "gpu_check: the sweep step failed (exit $?)"; FAILED=1; }
 echo "== gpu_check done in $(( $(date +%s) - START )) s"
+exit "${FAILED:-0}"

@@ -71,6 +71,14 @@ def use_device(device: torch.device) -> None:
     TORCH.set_default_device("GPU" if device.type == "cuda" else "CPU")
 
 
+def phiflow_device() -> torch.device:
+    """The device PhiFlow builds its own arrays on (set by :func:`use_device`): the arrays a
+    solver is handed must live there too."""
+    from phi.torch import TORCH
+
+    return torch.device("cuda" if TORCH.get_default_device().device_type == "GPU" else "cpu")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

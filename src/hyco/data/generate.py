@@ -20,7 +20,7 @@ from phiml import math
 
 from hyco.config.schema import DataConfig, PhysicalModelConfig
 from hyco.physics import Problem
-from hyco.runtime import generator
+from hyco.runtime import generator, phiflow_device
 
 FORMAT_VERSION = 3  # 2: Burgers advection sign fixed; 3: dtype in the key, stored in that dtype
 log = logging.getLogger(__name__)
@@ -63,19 +63,21 @@ def simulate(
     """All trajectories ``[N, num_steps + 1, C, *spatial]`` (frame 0 = initial state) in ``dtype``.
 
     The precision is set here for the simulation alone, so the numbers do not depend on the
-    process-wide precision of whichever command fills the cache.
+    process-wide precision of whichever command fills the cache. It runs on PhiFlow's device (the
+    run's device) and returns CPU tensors.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype is {dtype!r}, but must be one of {sorted(DTYPES)}")
     torch_dtype = DTYPES[dtype]
-    initial = initial_states(problem, data).to(torch_dtype)
-    theta = problem.truth.to(torch_dtype)
+    device = phiflow_device()
+    initial = initial_states(problem, data).to(device, torch_dtype)
+    theta = problem.truth.to(device, torch_dtype)
     parts = []
     with torch.no_grad(), math.precision(64 if torch_dtype == torch.float64 else 32):
         for start in range(0, len(initial), batch_size):
             x0 = initial[start : start + batch_size]
             frames = problem.rollout(x0, theta, data.num_steps)
-            parts.append(torch.cat([x0[:, None], frames], dim=1))
+            parts.append(torch.cat([x0[:, None], frames], dim=1).cpu())
             if progress:
                 progress(len(x0))
     trajectories = torch.cat(parts).contiguous()

@@ -219,6 +219,7 @@ class Problem(ABC):
         and ``cfg.jit`` is off; theta is passed as an argument, never captured, so gradients flow
         through the trace.
         """
+        theta = theta.to(initial.device)  # theta lives on the CPU (the optimiser's side)
         substeps = self.stable_substeps(initial.detach(), theta.detach())
         tic = time.perf_counter()
         state = self.to_state(initial)

@@ -104,7 +104,7 @@ class PhysicalTrainer:
             scale = initial.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)
             scale = scale.reshape(-1, *[1] * (initial.dim() - 1)).to(torch.float64)
             correction = self.estimated_initial(initial).to(torch.float64) - initial.to(torch.float64)
-            z0 = torch.cat([z0, (correction / scale).flatten()])
+            z0 = torch.cat([z0, (correction / scale).flatten().cpu()])  # z lives on the CPU, like theta
         track: dict = {"best_loss": pymath.inf, "best_z": z0, "first": None, "error": None}
         # The loss is divided by its value at the start, so abs_tol and scipy's gradient test
         # are relative to where this step began (scipy compares reductions to max(|f|, 1)).
@@ -113,7 +113,7 @@ class PhysicalTrainer:
             theta = self.from_scaled(native[:num_theta])
             if not joint:
                 return loss_fn(theta)
-            start = initial + (native[num_theta:].reshape(initial.shape) * scale).to(initial)
+            start = initial + (native[num_theta:].reshape(initial.shape).to(scale) * scale).to(initial)
             return loss_fn(theta, start)
 
         def objective(z: math.Tensor) -> math.Tensor:
@@ -133,7 +133,7 @@ class PhysicalTrainer:
             if track["first"] is None:
                 track["first"] = value
             if pymath.isfinite(value) and value < track["best_loss"]:
-                track["best_loss"], track["best_z"] = value, native.detach().to(torch.float64).clone()
+                track["best_loss"], track["best_z"] = value, native.detach().to("cpu", torch.float64).clone()
             scale = track["first"] if pymath.isfinite(track["first"]) and track["first"] > 0 else 1.0
             return math.wrap(loss / scale)
 
@@ -148,7 +148,7 @@ class PhysicalTrainer:
         diverged = False
         with math.SolveTape(solve) as tape:  # only the L-BFGS solve, not e.g. pressure solves
             try:
-                z = math.minimize(objective, solve).native(["param"]).to(torch.float64)
+                z = math.minimize(objective, solve).native(["param"]).to("cpu", torch.float64)
             except Diverged as exc:
                 diverged = True
                 diverged_message = str(exc).splitlines()[0] if str(exc) else "diverged"
@@ -169,7 +169,7 @@ class PhysicalTrainer:
         if z is not None and torch.isfinite(z).all():
             self.theta = self.from_scaled(z[:num_theta])
             if joint:
-                self.initial_correction = (z[num_theta:].reshape(initial.shape) * scale).to(initial.dtype)
+                self.initial_correction = (z[num_theta:].reshape(initial.shape).to(scale) * scale).to(initial.dtype)
         if diverged:
             kept = "the best theta seen" if z is not None else "theta unchanged"
             log.warning("physical step diverged (%s); %s: %s", message, kept, self.theta.tolist())
