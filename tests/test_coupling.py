@@ -101,6 +101,16 @@ def test_val_loss_is_the_geometric_mean_of_both_models_errors(small_burgers):
     assert alone["val_loss"] == pytest.approx(alone["val_loss_physical"])
 
 
+def test_an_exact_physical_model_does_not_zero_the_combined_objective(small_burgers):
+    """On clean data P can match the val sims to round-off; S's error must still rank trials."""
+    from hyco.training.hybrid import EXACT_FLOOR
+
+    trainer = create_trainer(small_burgers())
+    worse, better = (trainer.combined_loss({"loss_synthetic": s, "loss_physical": 0.0}) for s in (1e-2, 1e-3))
+    assert 0 < better < worse
+    assert worse == pytest.approx((1e-2 * EXACT_FLOOR) ** 0.5)
+
+
 @pytest.mark.parametrize("periodic", [True, False])
 def test_position_input_breaks_translation_equivariance(periodic):
     """A plain UNet commutes with shifts (circular padding): it cannot place heat's bumps. With

@@ -38,6 +38,10 @@ from hyco.training.physical import PhysicalStep, PhysicalTrainer
 log = logging.getLogger(__name__)
 
 
+#: relative squared error counted as exact in the combined objective (relative RMS 1e-4)
+EXACT_FLOOR = 1e-8
+
+
 @TRAINERS.register("hybrid")
 class HybridTrainer:
     """HYCO on one problem; ``fit()`` yields one metrics dict per epoch.
@@ -203,9 +207,13 @@ class HybridTrainer:
         errors when both are trained (P's is the measurable proxy for theta), else the trained
         model's. Geometric, so a relative improvement of either model counts the same: S's error
         is 10-100x P's, and their arithmetic mean ranked a quick sweep's trials against theta
-        (Spearman -0.15 with param_error; the geometric mean +0.93, bench/RESULTS.md)."""
+        (Spearman -0.15 with param_error; the geometric mean +0.93, bench/RESULTS.md).
+
+        Each error counts from ``EXACT_FLOOR`` up: on clean data P can reproduce the val sims to
+        round-off (an H200 sweep reported ``val_loss=0``), and a product with 0 would hide S."""
         if self.trains_synthetic and self.trains_physical:
-            return pymath.sqrt(scores["loss_synthetic"] * scores["loss_physical"])
+            floor = EXACT_FLOOR
+            return pymath.sqrt(max(scores["loss_synthetic"], floor) * max(scores["loss_physical"], floor))
         return scores["loss_synthetic"] if self.trains_synthetic else scores["loss_physical"]
 
     # ----- the epoch --------------------------------------------------------------------------------
