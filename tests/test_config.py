@@ -104,6 +104,9 @@ MISTAKES = {
     "wrong resolution rank": (["model.physical.resolution=[8,8,8]"], "model.physical.resolution", None),
     "non-positive dt": (["model.physical.dt=0"], "model.physical.dt", None),
     "unknown dtype": (["run_params.dtype=float16"], "run_params.dtype", None),
+    "unknown lr schedule": (["trainer_params.synthetic.lr_schedule=step"], "trainer_params.synthetic.lr_schedule",
+                            "cosine"),
+    "lr floor above 1": (["trainer_params.synthetic.lr_floor=2"], "trainer_params.synthetic.lr_floor", None),
 }
 
 

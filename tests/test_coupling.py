@@ -132,3 +132,17 @@ def test_heat_configs_use_position_input(cache_dir):
     cfg = load_config("heat_hybrid_quick_test", [f"data.cache_dir={cache_dir}"])
     assert cfg.model.synthetic.options["position_input"]
     assert not load_config("burgers_hybrid_quick_test", [f"data.cache_dir={cache_dir}"]).model.synthetic.options["position_input"]
+
+
+def test_cosine_schedule_lowers_s_learning_rate_to_its_floor_by_the_last_epoch(small_burgers):
+    trainer = create_trainer(small_burgers("trainer_params.epochs=5", "trainer_params.synthetic.lr_schedule=cosine",
+                                           "trainer_params.synthetic.lr_floor=0.1"))
+    lr = trainer.tp.synthetic.learning_rate
+    rates = [trainer.learning_rate(e) for e in range(5)]
+    assert rates[0] == pytest.approx(lr) and rates[-1] == pytest.approx(0.1 * lr)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    metrics = trainer.run_epoch(4)
+    assert metrics["learning_rate"] == pytest.approx(0.1 * lr)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * lr)
+    constant = create_trainer(small_burgers("trainer_params.epochs=5"))
+    assert {constant.learning_rate(e) for e in range(5)} == {constant.tp.synthetic.learning_rate}

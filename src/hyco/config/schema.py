@@ -81,6 +81,10 @@ class SyntheticTrainerConfig:
     learning_rate: float = 1e-3
     batch_size: int = 16
     optimizer: str = "adam"
+    # "constant", or "cosine": from learning_rate down to lr_floor * learning_rate at the last
+    # epoch (S's val error settles by the end of any budget instead of jittering at a fixed rate)
+    lr_schedule: str = "constant"
+    lr_floor: float = 0.05
 
 
 @dataclass

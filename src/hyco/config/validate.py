@@ -91,6 +91,10 @@ def validate(cfg: RunConfig) -> None:
     _require(_finite(syn.learning_rate) and syn.learning_rate > 0, "trainer_params.synthetic.learning_rate", syn.learning_rate, "must be > 0")
     _require(syn.batch_size >= 1, "trainer_params.synthetic.batch_size", syn.batch_size, "must be >= 1")
     OPTIMIZERS.get(syn.optimizer)
+    _require(syn.lr_schedule in ("constant", "cosine"), "trainer_params.synthetic.lr_schedule", syn.lr_schedule,
+             "must be 'constant' or 'cosine'")
+    _require(_finite(syn.lr_floor) and 0 < syn.lr_floor <= 1, "trainer_params.synthetic.lr_floor", syn.lr_floor,
+             "must be in (0, 1]")
     METRICS.get(tp.metric)
     phys = tp.physical
     _require(phys.method in PHYSICAL_METHODS, "trainer_params.physical.method", phys.method,

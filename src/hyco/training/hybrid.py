@@ -233,6 +233,8 @@ class HybridTrainer:
         physical_step = self.is_physical_epoch(epoch)
         coupled = (alpha_s < 1 or (physical_step and alpha_p < 1)) and self.interaction_weights is not None
         interaction = self.interaction_initial_states(epoch) if coupled else None
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(epoch)
 
         t_syn = time.perf_counter()
         train_loss = self.train_synthetic(alpha_s, epoch, interaction) if self.trains_synthetic else pymath.nan
@@ -255,6 +257,7 @@ class HybridTrainer:
             "val_loss": self.combined_loss(val),
             "val_loss_synthetic": val["loss_synthetic"],
             "val_loss_physical": val["loss_physical"],
+            "learning_rate": self.learning_rate(epoch),
             "param_error": self.physical.param_error(),
             "theta": self.physical.theta.tolist(),
             "lbfgs_iterations": step.iterations if step else 0,
@@ -264,6 +267,15 @@ class HybridTrainer:
             "time_conversion": self.problem.conversion_seconds,
             "time_epoch": time.perf_counter() - tic,
         }
+
+    def learning_rate(self, epoch: int) -> float:
+        """S's learning rate in ``epoch`` (0-based): a function of the epoch alone, so a resumed
+        run continues the same schedule (cosine: CosineAnnealingLR's closed form, to the floor)."""
+        syn = self.tp.synthetic
+        if syn.lr_schedule == "constant" or self.tp.epochs <= 1:
+            return syn.learning_rate
+        progress = epoch / (self.tp.epochs - 1)
+        return syn.learning_rate * (syn.lr_floor + (1 - syn.lr_floor) * (1 + pymath.cos(pymath.pi * progress)) / 2)
 
     def fit(self) -> Iterator[dict]:
         """Train from the next unfinished epoch to ``epochs``, yielding each epoch's metrics."""
