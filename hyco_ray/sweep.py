@@ -203,7 +203,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     trial itself (``bench/sweep_overhead.py``)."""
     from ray import tune
 
-    from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
+    from hyco_ray.search import build_callbacks, build_scheduler, build_searcher, study_storage_url
     from hyco_ray.trainable import make_trainable, trial_name
 
     trainable = make_trainable(spec, after_epoch)
@@ -227,7 +227,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_live_view(spec)],
+            callbacks=[_live_view(spec), *build_callbacks(spec, exp_dir)],
             verbose=0,
         ),
     )

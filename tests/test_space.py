@@ -194,7 +194,8 @@ def test_bad_study_storage(tmp_path):
 
 def test_bad_sample_count(tmp_path):
     assert "num_samples" in _bad(tmp_path, num_samples=0)
-    assert "num_samples: must be an integer" in _bad(tmp_path, num_samples="8")
+    # types are OmegaConf's, as in the run configs: a quoted "8" is 8, a word is refused
+    assert "num_samples: Value 'eight' of type 'str' could not be converted to Integer" in _bad(tmp_path, num_samples="eight")
 
 
 def test_missing_required_key(tmp_path):
