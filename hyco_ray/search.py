@@ -70,14 +70,6 @@ def mlflow_logger(spec, experiment_dir):
 mlflow_logger.requires = "mlflow"
 
 
-def build_scheduler(spec):
-    return SCHEDULERS.build(spec.scheduler.type, spec)
-
-
-def build_callbacks(spec, experiment_dir: str) -> list:
-    return [CALLBACKS.build(name, spec, experiment_dir) for name in spec.callbacks]
-
-
 def build_sampler(spec, seed: int | None = None):
     """The searcher's Optuna sampler by name, seeded with ``searcher.seed`` unless ``seed``."""
     return SAMPLERS.build(spec.searcher.sampler, spec.searcher, spec.searcher.seed if seed is None else seed)
