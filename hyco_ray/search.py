@@ -1,93 +1,81 @@
-"""Optuna TPE (or random) + ASHA, with ASHA-stopped trials told to Optuna as PRUNED.
+"""Registries of what a sweep is built from: schedulers, Optuna samplers and logger callbacks.
 
-Ray's ``OptunaSearch`` tells Optuna COMPLETE with the short-run loss of a trial that ASHA
-stopped, which misleads TPE (a 1-epoch loss is compared with 8-epoch losses). This searcher
-uses Optuna's public ask-and-tell interface instead: every epoch is an intermediate value
-(``trial.report(value, epoch)``), a trial that stops before ``max_t`` epochs without an error
-is told ``TrialState.PRUNED``, and each Optuna trial carries its Ray trial id as the user
-attribute ``ray_trial_id``.
+Each entry is a small builder found by the name in the space file (``scheduler.type``,
+``searcher.sampler``, ``callbacks``); a new scheduler (PBT) or sampler (a multi-objective one) is
+one more entry. Builders import Ray, Optuna and MLflow themselves, so checking a space file's
+names imports none of them. An entry whose package is optional names it in ``requires``.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import pickle
-from typing import Any
+import os
+from pathlib import Path
 
-import optuna
-from optuna.trial import TrialState
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import Searcher
-
-from hyco_ray.space import SweepSpec
-
-log = logging.getLogger(__name__)
+from hyco.registry import Registry
 
 #: the per-epoch counter a trial reports; it continues across restores from a checkpoint
 STEP_KEY = "epoch"
 
-
-class PruningOptunaSearch(Searcher):
-    """Ask Optuna for each Tune trial, report every epoch, tell early-stopped trials PRUNED."""
-
-    def __init__(self, space: dict, metric: str, mode: str, sampler: optuna.samplers.BaseSampler,
-                 storage: optuna.storages.BaseStorage | None, study_name: str, max_t: int) -> None:
-        super().__init__(metric=metric, mode=mode)
-        self._space, self._max_t = space, int(max_t)
-        self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
-                                          direction="minimize" if mode == "min" else "maximize")
-        self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
-        self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return True  # metric, mode and space come with the constructor
-
-    def suggest(self, trial_id: str) -> dict[str, Any]:
-        trial = self._study.ask(self._space)
-        trial.set_user_attr("ray_trial_id", trial_id)
-        self._trials[trial_id], self._steps[trial_id] = trial, set()
-        return dict(trial.params)
-
-    def _report(self, trial_id: str, result: dict) -> None:
-        value, step = result.get(self.metric), int(result.get(STEP_KEY) or 0)
-        if trial_id not in self._trials or value is None or math.isnan(float(value)) or step in self._steps[trial_id]:
-            return  # +-inf (a diverged trial) is reported: TPE must learn that region is bad
-        self._trials[trial_id].report(float(value), step)
-        self._steps[trial_id].add(step)
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._report(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._trials:
-            return
-        result = result or {}
-        self._report(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
-        trial, value = self._trials.pop(trial_id), result.get(self.metric)
-        if "training_error" in result:
-            trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
-        if error:
-            state, told = TrialState.FAIL, None
-        elif value is None or not math.isfinite(float(value)) or int(result.get(STEP_KEY) or 0) < self._max_t:
-            state, told = TrialState.PRUNED, None
-        else:
-            state, told = TrialState.COMPLETE, float(value)
-        try:
-            self._study.tell(trial, told, state=state)
-        except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
-            log.warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+#: ``fn(spec) -> ray.tune.schedulers.TrialScheduler``
+SCHEDULERS: Registry = Registry("scheduler", "scheduler.type")
+#: ``fn(searcher_spec, seed) -> optuna.samplers.BaseSampler``
+SAMPLERS: Registry = Registry("sampler", "searcher.sampler")
+#: ``fn(spec, experiment_dir) -> ray.tune.Callback``
+CALLBACKS: Registry = Registry("callback", "callbacks")
 
 
-def study_storage_url(spec: SweepSpec, experiment_dir: str) -> str | None:
+@SCHEDULERS.register("fifo")
+def fifo_scheduler(spec):
+    """Tune's default: every trial runs all epochs."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+@SCHEDULERS.register("asha")
+def asha_scheduler(spec):
+    """Asynchronous successive halving on epochs (continued across restores from checkpoints)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    sch = spec.scheduler
+    return ASHAScheduler(time_attr=STEP_KEY, metric=spec.metric, mode=spec.mode, grace_period=sch.grace_period,
+                         max_t=spec.max_t, reduction_factor=sch.reduction_factor)
+
+
+@SAMPLERS.register("tpe")
+def tpe_sampler(searcher, seed):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=searcher.n_startup_trials, constant_liar=True)
+
+
+@SAMPLERS.register("random")
+def random_sampler(searcher, seed):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@CALLBACKS.register("mlflow")
+def mlflow_logger(spec, experiment_dir):
+    """Ray's MLflow logger: a run per trial with its sampled values as params and every metric per epoch."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    uri = spec.mlflow.tracking_uri or Path(experiment_dir, "mlruns").as_uri()
+    if uri.startswith("file:"):  # MLflow >= 3.7 refuses a file store unless asked (it prefers a database)
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.mlflow.experiment_name or spec.name)
+
+
+mlflow_logger.requires = "mlflow"
+
+
+def build_sampler(spec, seed: int | None = None):
+    """The searcher's Optuna sampler by name, seeded with ``searcher.seed`` unless ``seed``."""
+    return SAMPLERS.build(spec.searcher.sampler, spec.searcher, spec.searcher.seed if seed is None else seed)
+
+
+def study_storage_url(spec, experiment_dir: str) -> str | None:
     """The study's database: ``auto`` puts a SQLite file into a local sweep directory."""
     storage = spec.searcher.storage
     if storage == "auto":
@@ -97,42 +85,19 @@ def study_storage_url(spec: SweepSpec, experiment_dir: str) -> str | None:
     return storage
 
 
-SAMPLERS = {
-    "tpe": lambda sea, seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=sea.n_startup_trials, constant_liar=True),
-    "random": lambda sea, seed: optuna.samplers.RandomSampler(seed=seed),
-}
+def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
+    """The Optuna searcher (``seed_offset``: trials added to an existing study draw new points);
+    the study is named after the sweep unless ``searcher.study_name``."""
+    import optuna
 
+    from hyco_ray.pruning import PruningOptunaSearch
 
-def build_sampler(spec: SweepSpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
-    """The searcher's Optuna sampler by name, seeded with ``searcher.seed`` unless ``seed``."""
-    return SAMPLERS[spec.searcher.sampler](spec.searcher, spec.searcher.seed if seed is None else seed)
-
-
-def build_searcher(spec: SweepSpec, storage_url: str | None, seed_offset: int = 0) -> PruningOptunaSearch:
-    """TPE (or random) sampler, seeded (``seed_offset``: trials added to an existing study draw
-    new points); the study is named after the sweep."""
-    sea, sampler = spec.searcher, build_sampler(spec, spec.searcher.seed + seed_offset)
-    storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},
         metric=spec.metric,
         mode=spec.mode,
-        sampler=sampler,
-        storage=storage,
-        study_name=sea.study_name or spec.name,
+        sampler=build_sampler(spec, spec.searcher.seed + seed_offset),
+        storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
+        study_name=spec.searcher.study_name or spec.name,
         max_t=spec.max_t,
-    )
-
-
-def build_scheduler(spec: SweepSpec) -> TrialScheduler:
-    sch = spec.scheduler
-    if sch.type == "fifo":
-        return FIFOScheduler()  # Tune's default: every trial runs all epochs
-    return ASHAScheduler(
-        time_attr=STEP_KEY,  # epochs, continued across restores from checkpoints
-        metric=spec.metric,
-        mode=spec.mode,
-        grace_period=sch.grace_period,
-        max_t=spec.max_t,
-        reduction_factor=sch.reduction_factor,
     )

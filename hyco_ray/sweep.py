@@ -56,15 +56,13 @@ def experiment_dir(spec: SweepSpec) -> str:
 
 
 def _write_text(uri_or_path: str, text: str) -> None:
-    if "://" in uri_or_path:
-        import pyarrow.fs
+    """Write a file into a local or remote (``s3://``) sweep directory."""
+    import pyarrow.fs
 
-        fs, path = pyarrow.fs.FileSystem.from_uri(uri_or_path)
-        with fs.open_output_stream(path) as out:
-            out.write(text.encode())
-    else:
-        Path(uri_or_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(uri_or_path).write_text(text)
+    fs, path = pyarrow.fs.FileSystem.from_uri(uri_or_path)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(text.encode())
 
 
 def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
@@ -203,7 +201,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     trial itself (``bench/sweep_overhead.py``)."""
     from ray import tune
 
-    from hyco_ray.search import build_scheduler, build_searcher, study_storage_url
+    from hyco_ray.search import CALLBACKS, SCHEDULERS, build_searcher, study_storage_url
     from hyco_ray.trainable import make_trainable, trial_name
 
     trainable = make_trainable(spec, after_epoch)
@@ -214,7 +212,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
-            scheduler=build_scheduler(spec),
+            scheduler=SCHEDULERS.build(spec.scheduler.type, spec),
             num_samples=spec.num_samples - seed_offset,
             max_concurrent_trials=spec.max_concurrent,
             # a reused worker writes its files straight into a local sweep dir (trainable._trial_dir)
@@ -227,7 +225,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_live_view(spec)],
+            callbacks=[_live_view(spec), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
             verbose=0,
         ),
     )

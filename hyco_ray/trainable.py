@@ -139,7 +139,7 @@ def _final_artefacts(trainer, trial_dir: Path) -> dict[str, Any]:
     return {k: v for k, v in evaluate_trainer(trainer, trial_dir).items() if k.startswith("test_")}
 
 
-def _trial_dir(spec: SweepSpec | None = None) -> Path:
+def _trial_dir(spec: SweepSpec) -> Path:
     """The trial's directory in the sweep directory (``Path.cwd()`` outside a Tune session).
 
     Tune's ``get_trial_dir()`` names a staging directory that is synced to the sweep directory
@@ -151,16 +151,16 @@ def _trial_dir(spec: SweepSpec | None = None) -> Path:
         context = tune.get_context()
         trial_id = context.get_trial_id()
     except Exception:  # noqa: BLE001 - outside a Tune session
-        return Path.cwd()
+        trial_id = None
     if trial_id is None:
         return Path.cwd()
-    if spec is not None and "://" not in spec.storage_path:
-        from hyco_ray.sweep import experiment_dir
+    if "://" in spec.storage_path:
+        return Path(context.get_trial_dir())
+    from hyco_ray.sweep import experiment_dir
 
-        path = Path(experiment_dir(spec)) / f"trial_{trial_id}"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return Path(context.get_trial_dir())
+    path = Path(experiment_dir(spec)) / f"trial_{trial_id}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def trial_name(trial: Any) -> str:

@@ -194,7 +194,8 @@ def test_bad_study_storage(tmp_path):
 
 def test_bad_sample_count(tmp_path):
     assert "num_samples" in _bad(tmp_path, num_samples=0)
-    assert "num_samples: must be an integer" in _bad(tmp_path, num_samples="8")
+    # types are OmegaConf's, as in the run configs: a quoted "8" is 8, a word is refused
+    assert "num_samples: Value 'eight' of type 'str' could not be converted to Integer" in _bad(tmp_path, num_samples="eight")
 
 
 def test_missing_required_key(tmp_path):
@@ -271,3 +272,18 @@ def test_searcher_tells_optuna_pruned_complete_and_fail_without_ray(tmp_path):
     assert complete.intermediate_values[4] == 0.05
     assert crashed.state == optuna.trial.TrialState.FAIL
     assert diverged.state == optuna.trial.TrialState.PRUNED and diverged.intermediate_values == {1: math.inf}
+
+
+def test_a_missing_mlflow_package_names_the_extra(tmp_path, monkeypatch, capsys):
+    """Issue 10 (trackers): the MLflow callback is an optional extra; without it, one line and exit 2."""
+    import importlib.util
+
+    from hyco_ray.cli import main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else find_spec(name, *a))
+    assert main(["tune", str(write_space(tmp_path)), "callbacks=[mlflow]", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "callbacks: mlflow needs the mlflow package" in err
+    assert "pip install 'hyco-ray[mlflow]'" in err
+    assert "unknown_tracker" in _bad(tmp_path, callbacks=["unknown_tracker"])

@@ -258,3 +258,22 @@ def test_resume_with_more_samples_adds_trials(tmp_path):
     assert "trials: 3 started of num_samples 3" in more.summary
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{more.experiment_dir}/optuna.db")
     assert len(study.trials) == 3 and len({t.params["trainer_params.alpha"] for t in study.trials}) == 3
+
+
+def test_mlflow_callback_logs_one_run_per_trial_to_a_file_store(tmp_path):
+    """Issue 10 (trackers): `callbacks: [mlflow]` names Ray's MLflowLoggerCallback; by default it
+    writes a local file store <sweep dir>/mlruns with one run per trial and its metrics."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=2, callbacks=["mlflow"])
+    outcome = run_sweep(load_space(space), num_cpus=2)
+    assert outcome.finished and outcome.trials == 2
+    client = MlflowClient(tracking_uri=(Path(outcome.experiment_dir) / "mlruns").as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    trial_ids = {t.trial_id for t in load_sweep(outcome.experiment_dir).trials}
+    assert {r.data.tags["trial_name"] for r in runs} == {f"trial_{i}" for i in trial_ids}
+    for run in runs:
+        assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["val_loss"])
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
+        assert "trainer_params.alpha" in run.data.params

@@ -1,0 +1,83 @@
+"""The Optuna searcher of a sweep: early-stopped trials are told to Optuna as PRUNED.
+
+Ray's ``OptunaSearch`` tells Optuna COMPLETE with the short-run loss of a trial that ASHA
+stopped, which misleads TPE (a 1-epoch loss is compared with 8-epoch losses). This searcher
+uses Optuna's public ask-and-tell interface instead: every epoch is an intermediate value
+(``trial.report(value, epoch)``), a trial that stops before ``max_t`` epochs without an error
+is told ``TrialState.PRUNED``, and each Optuna trial carries its Ray trial id as the user
+attribute ``ray_trial_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from hyco_ray.search import STEP_KEY
+
+log = logging.getLogger(__name__)
+
+
+class PruningOptunaSearch(Searcher):
+    """Ask Optuna for each Tune trial, report every epoch, tell early-stopped trials PRUNED."""
+
+    def __init__(self, space: dict, metric: str, mode: str, sampler: optuna.samplers.BaseSampler,
+                 storage: optuna.storages.BaseStorage | None, study_name: str, max_t: int) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._space, self._max_t = space, int(max_t)
+        self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
+                                          direction="minimize" if mode == "min" else "maximize")
+        self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
+        self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # metric, mode and space come with the constructor
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        trial = self._study.ask(self._space)
+        trial.set_user_attr("ray_trial_id", trial_id)
+        self._trials[trial_id], self._steps[trial_id] = trial, set()
+        return dict(trial.params)
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        value, step = result.get(self.metric), int(result.get(STEP_KEY) or 0)
+        if trial_id not in self._trials or value is None or math.isnan(float(value)) or step in self._steps[trial_id]:
+            return  # +-inf (a diverged trial) is reported: TPE must learn that region is bad
+        self._trials[trial_id].report(float(value), step)
+        self._steps[trial_id].add(step)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._report(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._trials:
+            return
+        result = result or {}
+        self._report(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
+        trial, value = self._trials.pop(trial_id), result.get(self.metric)
+        if "training_error" in result:
+            trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
+        if error:
+            state, told = TrialState.FAIL, None
+        elif value is None or not math.isfinite(float(value)) or int(result.get(STEP_KEY) or 0) < self._max_t:
+            state, told = TrialState.PRUNED, None
+        else:
+            state, told = TrialState.COMPLETE, float(value)
+        try:
+            self._study.tell(trial, told, state=state)
+        except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
+            log.warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.__dict__, out)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
