@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from hyco.config import RunConfig, config_to_yaml, load_config_file
 from hyco.errors import HycoError, TrainingError
-from hyco.evaluation import plot_history, plot_predictions
+from hyco.evaluation import plot_losses, plot_predictions, plot_theta, save
 from hyco.runtime import environment
 from hyco.training import HybridTrainer, create_trainer
 
@@ -64,16 +64,23 @@ def load_checkpoint(path: Path, map_location: str | None = None) -> dict:
 
 
 def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
-    figures = run_dir / "figures"
+    """``figures/``: losses.png (val losses; parameter error), theta.png, predictions.png (the first
+    val sim, every channel)."""
+    figures, problem = run_dir / "figures", trainer.problem
     paths = []
     if trainer.history:
-        paths += plot_history(trainer.history, trainer.problem.truth.tolist(), trainer.problem.labels, figures)
+        paths.append(save(plot_losses(trainer.history), figures / "losses.png"))
+        paths.append(save(plot_theta(trainer.history, problem.truth.tolist(), problem.labels), figures / "theta.png"))
     traj = trainer.val[:1]
     with torch.no_grad():
         trainer.model.eval()
         syn = trainer.synthetic_rollout(traj[:, 0], traj.shape[1] - 1)[0]
         phys = trainer.physical_rollout(traj[:, 0], traj.shape[1] - 1)[0]
-    paths.append(plot_predictions(traj[0, 1:], syn, phys, trainer.problem.channels, figures / "predictions.png"))
+    bounds = getattr(problem, "bounds", None)  # domain lengths (x first); None: grid cells
+    spacing = [float(bounds.size.vector[n]) / r for n, r in zip("xyz", problem.resolution)] if bounds is not None else None
+    fig = plot_predictions(traj[0, 1:], syn, phys, problem.channels, where=f"val sim {trainer.tp.val_sim[0]}",
+                           frame_dt=problem.frame_dt, spacing=spacing)
+    paths.append(save(fig, figures / "predictions.png"))
     return paths
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from hyco.evaluation.figures import plot_history, plot_predictions
+from hyco.evaluation.figures import epoch_axis, plot_losses, plot_predictions, plot_theta, save
 
-__all__ = ["plot_history", "plot_predictions"]
+__all__ = ["epoch_axis", "plot_losses", "plot_predictions", "plot_theta", "save"]

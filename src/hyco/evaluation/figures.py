@@ -1,8 +1,15 @@
-"""Figures of a run: predictions of both models against the truth, theta and losses over epochs."""
+"""Figures of a run: both models' predictions against the truth; losses, parameter error and theta
+over epochs. Each function returns its matplotlib ``Figure`` (tests inspect it); :func:`save`
+writes and closes it.
+
+Simulations are nondimensional: space is in the problem's domain units (its ``bounds``), time in
+frames of ``frame_dt``; errors are relative (relative L2 over a rollout, ``|theta - theta*| / |theta*|``).
+"""
 
 from __future__ import annotations
 
-import math as pymath
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -10,69 +17,93 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-def plot_history(history: list[dict], truth: list[float], labels: list[str], out_dir: Path) -> list[Path]:
-    """``losses.png`` (val losses of S and P, param error) and ``theta.png`` (theta vs theta*)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def epoch_axis(ax, label: str = "epoch") -> None:
+    """Label the x axis as epochs, with integer ticks only."""
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_losses(history: list[dict]) -> Figure:
+    """Two axes: the validation rollout errors of S and P, and P's parameter error (each log scale)."""
     epochs = [m["epoch"] for m in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("val_loss_synthetic", "val loss S"), ("val_loss_physical", "val loss P"),
-                       ("param_error", "param error of P")):
-        values = [m[key] for m in history]
-        if any(pymath.isfinite(v) for v in values):
-            ax.semilogy(epochs, values, marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_title("losses over epochs")
-    ax.legend()
+    fig, (loss_ax, param_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((loss_ax, "val_loss_synthetic", "synthetic S"), (loss_ax, "val_loss_physical", "physical P"),
+                           (param_ax, "param_error", "physical P")):
+        values = [m.get(key, math.nan) for m in history]
+        if any(math.isfinite(v) for v in values):  # a one-model trainer has no S (or no P) losses
+            ax.semilogy(epochs, values, marker="o", label=label, color="C1" if key == "param_error" else None)
+    loss_ax.set(ylabel="relative L2 error (relative)", title="validation rollouts (full fields, val sims)")
+    loss_ax.legend()
+    param_ax.set(ylabel="|θ − θ*| / |θ*| (relative)", title="parameter error of P")
+    for ax in (loss_ax, param_ax):
+        epoch_axis(ax)
     fig.tight_layout()
-    paths = [out_dir / "losses.png"]
-    fig.savefig(paths[0], dpi=100)
-    plt.close(fig)
+    return fig
 
+
+def plot_theta(history: list[dict], truth: Sequence[float], labels: Sequence[str]) -> Figure:
+    """Each parameter relative to its truth (θ / θ*, dashed line at 1), so parameters of different
+    scales share one axis; a parameter whose truth is 0 is drawn as θ."""
+    epochs = [m["epoch"] for m in history]
+    thetas = torch.tensor([m["theta"] for m in history], dtype=torch.float64)
     fig, ax = plt.subplots(figsize=(6, 4))
-    thetas = torch.tensor([m["theta"] for m in history])
     for i, label in enumerate(labels):
-        line = ax.plot(epochs, thetas[:, i], marker="o", label=label)[0]
-        ax.axhline(truth[i], color=line.get_color(), linestyle="--", linewidth=1)
-    ax.set_xlabel("epoch")
-    ax.set_title("theta over epochs (dashed: truth)")
-    ax.legend()
+        scale = truth[i] or 1.0
+        ax.plot(epochs, thetas[:, i] / scale, marker="o", label=f"{label} (θ* = {truth[i]:.4g})")
+    ax.axhline(1.0, color="k", linestyle="--", linewidth=1)
+    ax.set(ylabel="θ / θ* (relative)", title="physical parameters of P (dashed: the truth)")
+    epoch_axis(ax)
+    ax.legend(fontsize="small")
     fig.tight_layout()
-    paths.append(out_dir / "theta.png")
-    fig.savefig(paths[1], dpi=100)
-    plt.close(fig)
-    return paths
+    return fig
 
 
 def plot_predictions(
-    truth: torch.Tensor, synthetic: torch.Tensor, physical: torch.Tensor, channels: tuple[str, ...], path: Path
-) -> Path:
-    """One trajectory ``[T, C, *S]`` of truth, S and P: space-time plots (1D) or final frames (2D)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    channel = 0
-    data = {
-        "truth": truth[:, channel],
-        "synthetic S": synthetic[:, channel],
-        "physical P": physical[:, channel],
-    }
+    truth: torch.Tensor, synthetic: torch.Tensor, physical: torch.Tensor, channels: Sequence[str], *,
+    where: str = "val sim", frame_dt: float = 1.0, spacing: Sequence[float] | None = None,
+) -> Figure:
+    """One trajectory ``[T, C, *S]`` (frames 1..T) of truth, S and P: one row per channel (every
+    channel), columns truth, S, P, |S - truth|, |P - truth|. 1D: space-time plots of all frames;
+    2D: the last frame. ``where`` names the split and sim (``"val sim 4"``); ``spacing`` is the
+    cell size per axis (x first) in domain units, None to label grid cells."""
+    data = {"truth": truth, "synthetic S": synthetic, "physical P": physical}
     data = {k: v.detach().cpu().float() for k, v in data.items()}
-    errors = {f"|{k[-1]} - truth|": (v - data["truth"]).abs() for k, v in list(data.items())[1:]}
-    fig, axes = plt.subplots(1, 5, figsize=(19, 3.6), squeeze=False)
-    lo, hi = float(data["truth"].min()), float(data["truth"].max())
-    err_hi = max(float(e.max()) for e in errors.values()) or 1.0
-    panels = [(k, v, lo, hi, "RdBu_r") for k, v in data.items()] + [(k, v, 0.0, err_hi, "magma") for k, v in errors.items()]
-    for ax, (name, values, vmin, vmax, cmap) in zip(axes[0], panels):
-        if values.dim() == 2:  # [T, X]: space-time
-            image = ax.imshow(values, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, cmap=cmap)
-            ax.set_ylabel("frame")
-        else:  # [T, Y, X]: the last frame
-            image = ax.imshow(values[-1], origin="lower", vmin=vmin, vmax=vmax, cmap=cmap)
-            ax.set_ylabel("y")
-        ax.set_xlabel("x")
-        ax.set_title(f"{name} ({channels[channel]})")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+    errors = {f"|{k[-1]} − truth|": (v - data["truth"]).abs() for k, v in list(data.items())[1:]}
+    frames, one_d = data["truth"].shape[0], data["truth"].dim() == 3
+    unit = "domain units" if spacing else "grid cells"
+    spacing = list(spacing or [1.0] * (data["truth"].dim() - 2))
+    fig, axes = plt.subplots(len(channels), 5, figsize=(19, 3.4 * len(channels)), squeeze=False)
+    shown = f"frames 1–{frames}" if one_d else f"frame {frames} (t = {frames * frame_dt:.3g})"
+    fig.suptitle(f"{where}, {shown}: truth, both models' rollouts from frame 0, and their errors")
+    for c, (name, row) in enumerate(zip(channels, axes)):
+        lo, hi = float(data["truth"][:, c].min()), float(data["truth"][:, c].max())
+        err_hi = max(float(e[:, c].max()) for e in errors.values()) or 1.0
+        panels = [(k, v, lo, hi, "RdBu_r", name) for k, v in data.items()]
+        panels += [(k, v, 0.0, err_hi, "magma", f"|error| of {name}") for k, v in errors.items()]
+        for ax, (title, values, vmin, vmax, cmap, bar) in zip(row, panels):
+            values = values[:, c]
+            width = values.shape[-1] * spacing[0]
+            if one_d:  # [T, X]: space-time
+                extent = (0, width, frame_dt / 2, (frames + 0.5) * frame_dt)
+                image = ax.imshow(values, aspect="auto", origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap)
+                ax.set_ylabel("t (time units)")
+            else:  # [T, Y, X]: the last frame
+                extent = (0, width, 0, values.shape[-2] * spacing[1])
+                image = ax.imshow(values[-1], origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap)
+                ax.set_ylabel(f"y ({unit})")
+            ax.set_xlabel(f"x ({unit})")
+            ax.set_title(f"{title}: {name}")
+            fig.colorbar(image, ax=ax, shrink=0.8, label=bar)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
