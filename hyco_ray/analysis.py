@@ -30,6 +30,7 @@ class TrialRecord:
     history: list[dict]  # one result per epoch, ordered by epoch
     path: str
     num_failures: int = 0
+    finished_at: float = math.inf  # Tune's time of its last result (s since the epoch)
 
     @property
     def epochs(self) -> int:
@@ -64,16 +65,13 @@ class Sweep:
 
     def best(self, trial_id: str | None = None) -> TrialRecord:
         """The named trial, else the best complete one (all epochs run) by the sweep's metric."""
-        if trial_id:
-            for t in self.trials:
-                if t.trial_id == trial_id or Path(t.path).name == trial_id:
-                    return t
-            raise HycoError(f"no trial {trial_id!r} in {self.path}")
-        metric, sign = self.spec.metric, (1 if self.spec.mode == "min" else -1)
-        done = [t for t in self.by_outcome("complete") if math.isfinite(t.value(metric))]
-        if not done:
+        top, metric = trials_table(self, ranked=True).iloc[0], self.spec.metric
+        if not trial_id and (top.outcome != "complete" or not math.isfinite(top[metric])):
             raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with a finite {metric}")
-        return min(done, key=lambda t: sign * t.value(metric))
+        for t in self.trials:
+            if (trial_id or top.trial_id) in (t.trial_id, Path(t.path).name):
+                return t
+        raise HycoError(f"no trial {trial_id!r} in {self.path}")
 
 
 def _read_history(trial_dir: Path) -> list[dict]:
@@ -97,25 +95,18 @@ def _read_history(trial_dir: Path) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
-def _trial_states(path: Path) -> dict[str, tuple[dict, dict]]:
-    """Tune's record of each trial (status, config, failures) from the JSON experiment states;
-    a later run in the same directory (trials added by ``--resume``) adds its own file."""
-    states = {}
+def load_sweep(path: str | Path) -> Sweep:
+    """Trials of a local sweep directory, read from JSON only (Tune's experiment states, each
+    trial's ``result.json`` and checkpoint history); no pickle in the directory is loaded. A later
+    run in the same directory (trials added by ``--resume``) adds its own experiment state."""
+    from hyco_ray.sweep import load_saved_spec
+
+    path = Path(path).expanduser().resolve()
+    spec, states = load_saved_spec(path), {}
     for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first
         for trial_json, run_json in json.loads(state_file.read_text())["trial_data"]:
             trial = json.loads(trial_json)
             states[trial["trial_id"]] = (trial, json.loads(run_json))
-    return states
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    """Trials of a local sweep directory, read from JSON only (Tune's experiment states, each
-    trial's ``result.json`` and checkpoint history); no pickle in the directory is loaded."""
-    from hyco_ray.sweep import load_saved_spec
-
-    path = Path(path).expanduser().resolve()
-    spec = load_saved_spec(path)
-    states = _trial_states(path)
     if not states:
         raise HycoError(f"{path}: no Tune experiment state (experiment_state-*.json); did a trial start?")
     trials = []
@@ -123,8 +114,8 @@ def load_sweep(path: str | Path) -> Sweep:
         trial_dir = path / t.get("relative_logdir", f"trial_{trial_id}")
         params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
         trials.append(TrialRecord(trial_id, t["status"], params, _read_history(trial_dir), str(trial_dir),
-                                  int(run.get("num_failures", 0))))
-    trials.sort(key=lambda r: r.path)
+                                  int(run.get("num_failures", 0)), float(run.get("last_result_time") or math.inf)))
+    trials.sort(key=lambda r: (r.finished_at, r.path))  # the order they finished
     return Sweep(path, spec, trials)
 
 
@@ -158,12 +149,9 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
         lines.append(f"ASHA stopped {sum(stopped.values())} trials; by rung (epochs completed): {rungs}")
     else:
         lines.append("ASHA stopped no trial")
-    spent = sum(len(t.history) for t in sweep.trials)
-    saved = sum(max_t - t.epochs for t in sweep.by_outcome("stopped"))
-    share = f" ({100 * saved / (spent + saved):.0f}%)" if spent + saved else ""
-    retries = sum(t.num_failures for t in sweep.trials)
-    lines.append(f"compute: {spent} trial-epochs; early stopping saved {saved} trial-epochs{share}; "
-                 f"trial failures retried: {retries}")
+    stats, retries = sweep_stats(sweep), sum(t.num_failures for t in sweep.trials)
+    lines.append(f"compute: {stats['trial-epochs']} trial-epochs; early stopping saved {stats['saved trial-epochs']} "
+                 f"trial-epochs ({stats['saved %']:.0f}%); trial failures retried: {retries}")
     if counts["unfinished"] or len(sweep.trials) < spec.num_samples:
         lines.append(f"interrupted: {counts['unfinished']} trials unfinished, "
                      f"{spec.num_samples - len(sweep.trials)} not started; resume with hyco tune <space.yaml> --resume")
@@ -196,26 +184,43 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     return out
 
 
-def trials_table(sweep: Sweep) -> list[dict]:
+#: short names of common space keys in figure legends; others go by their last component
+SHORT = {"trainer_params.alpha": "α", "trainer_params.physical.alpha": "αP", "trainer_params.physical.max_iterations": "it",
+         "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
+         "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
+
+
+def short_label(params: dict[str, Any]) -> str:
+    """A trial's sampled values in short form for legends: ``α=0.41 αP=0.6 it=4``."""
+    names = [SHORT.get(k, k.rsplit(".", 1)[-1]) for k in params]
+    return " ".join(f"{n}={v:.2g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, params.values()))
+
+
+def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:
+    """One row per trial (outcome, epochs, trial-epochs run, metric, param_error, failures, sampled
+    values) in the order they finished; ``ranked``: complete trials first, best first."""
     spec = sweep.spec
-    rows = []
-    for t in sweep.trials:
-        row = {"trial_id": t.trial_id, "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
-               spec.metric: t.value(spec.metric), "param_error": t.value("param_error"), "failures": t.num_failures}
-        row.update({k: t.params.get(k) for k in spec.space})
-        rows.append(row)
-    sign = 1 if spec.mode == "min" else -1
-    rows.sort(key=lambda r: (r["outcome"] != "complete", sign * r[spec.metric] if math.isfinite(r[spec.metric]) else math.inf))
-    return rows
+    table = pd.DataFrame([{"trial_id": t.trial_id, "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
+                           "trial-epochs": len(t.history), spec.metric: t.value(spec.metric), "param_error": t.value("param_error"),
+                           "failures": t.num_failures, **{k: t.params.get(k) for k in spec.space}}
+                          for t in sweep.trials])
+    keys = {"_done": table.outcome != "complete", "_value": table[spec.metric] * (1 if spec.mode == "min" else -1)}
+    return table.assign(**keys).sort_values(list(keys)).drop(columns=list(keys)) if ranked else table
 
 
-def _markdown(rows: list[dict]) -> str:
-    if not rows:
-        return "(no trials)\n"
-    keys = list(rows[0])
-    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    out += ["| " + " | ".join(_fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(out) + "\n"
+def sweep_stats(sweep: Sweep) -> dict[str, Any]:
+    """What sweeps are compared by: the best complete trial, trials, compute spent and saved by early stopping."""
+    spec, table = sweep.spec, trials_table(sweep, ranked=True)
+    best = table.iloc[0] if table.outcome.iloc[0] == "complete" else {spec.metric: math.nan, "param_error": math.nan}
+    spent, saved = int(table["trial-epochs"].sum()), int((spec.max_t - table.epochs[table.outcome == "stopped"]).sum())
+    return {"sweep": sweep.path.name, "scheduler": spec.scheduler.type, "metric": spec.metric, "best": best[spec.metric],
+            "param_error": best["param_error"], "trials": len(table), "trial-epochs": spent,
+            "saved trial-epochs": saved, "saved %": 100 * saved / max(spent + saved, 1)}
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(map(_fmt, row)) + " |" for row in table.itertuples(index=False)]) + "\n"
 
 
 def load_study(sweep: Sweep):
@@ -244,21 +249,51 @@ def param_importances(sweep: Sweep) -> tuple[dict[str, float], str]:
         return {}, f"parameter importances not available: {exc}"
 
 
+def plot_curves(sweep: Sweep, ax=None):
+    """Each trial's metric per epoch, labelled by its id and sampled values (dotted: stopped early)."""
+    from hyco.evaluation import plot_runs
+
+    spec, trials = sweep.spec, {f"{t.trial_id}: {short_label(t.params)}": t for t in sweep.trials}
+    return plot_runs({k: ([r["epoch"] for r in t.history], [r.get(spec.metric, math.nan) for r in t.history]) for k, t in trials.items()},
+                     ylabel=f"{spec.metric} (relative)", title=f"{sweep.path.name}: {spec.metric} per epoch, every trial",
+                     dotted={k for k, t in trials.items() if t.outcome(spec.max_t) == "stopped"}, ax=ax)
+
+
+def plot_compare(sweeps: list[Sweep]):
+    """The best complete trial's metric so far against the trial-epochs spent (trials in the order
+    they finished), one line per sweep; then each sweep's curves."""
+    import matplotlib.pyplot as plt
+
+    from hyco.evaluation import plot_runs
+
+    fig, axes = plt.subplots(1, 1 + len(sweeps), figsize=(7 * (1 + len(sweeps)), 6.5), squeeze=False)
+    best = {}
+    for sweep, ax in zip(sweeps, axes[0, 1:]):
+        table, spec = trials_table(sweep), sweep.spec
+        done = table[spec.metric].where(table.outcome == "complete")
+        best[f"{sweep.path.name} ({spec.scheduler.type}, {len(table)} trials)"] = (
+            table["trial-epochs"].cumsum(), (done.cummin() if spec.mode == "min" else done.cummax()).ffill())
+        plot_curves(sweep, ax)
+    metric = sweeps[0].spec.metric
+    plot_runs(best, xlabel="trial-epochs spent", ylabel=f"best {metric} so far (relative)", step=True, ax=axes[0, 0],
+              title=f"best complete trial's {metric} against compute")
+    fig.tight_layout()
+    return fig
+
+
 def plot_study(study, out: Path) -> dict[str, Path]:
-    """Optuna's own figures: per-epoch curves, importances, slice and parallel-coordinate plots."""
+    """Optuna's own figures: importances, slice and parallel-coordinate plots."""
     import warnings
 
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vis
 
-    plots = {"curves": vis.plot_intermediate_values, "importance": vis.plot_param_importances,
-             "slice": vis.plot_slice, "parallel": vis.plot_parallel_coordinate}
+    from hyco.evaluation import save
+
     files = {}
-    for name, plot in plots.items() if study is not None else ():
-        with warnings.catch_warnings():
+    for name, plot in (("importance", vis.plot_param_importances), ("slice", vis.plot_slice),
+                       ("parallel", vis.plot_parallel_coordinate)) if study is not None else ():
+        with warnings.catch_warnings(), matplotlib.rc_context():  # Optuna's style stays in its figures
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
             try:
                 ax = plot(study)
@@ -266,27 +301,32 @@ def plot_study(study, out: Path) -> dict[str, Path]:
                 continue
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         fig.set_size_inches(10, 5)
-        fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files[name] = out / f"{name}.png"
+        files[name] = save(fig, out / f"{name}.png")
     return files
 
 
-def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Curves figure, trials table (CSV and markdown), importances and summary in ``out_dir``."""
-    sweep = load_sweep(sweep_dir)
+def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compare: list = ()) -> dict[str, Path]:
+    """Summary, trials table (CSV and markdown), curves, importances and Optuna's slice and parallel
+    plots in ``out_dir`` (default ``<sweep dir>/report``); with ``compare`` (other sweep dirs) also
+    ``compare-<last>.csv`` (:func:`sweep_stats` per sweep) and ``.png`` (:func:`plot_compare`)."""
+    from hyco.evaluation import save
+
+    sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = Path(out_dir) if out_dir else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)
-    rows = trials_table(sweep)
-    files = {**plot_study(load_study(sweep), out), "csv": out / "trials.csv", "markdown": out / "report.md",
-             "importances": out / "importances.json"}
-    pd.DataFrame(rows or [{"trial_id": None}]).iloc[: len(rows)].to_csv(files["csv"], index=False)
+    table = trials_table(sweep, ranked=True)
+    files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(load_study(sweep), out),
+             "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}
+    table.to_csv(files["csv"], index=False)
     importances, note = param_importances(sweep)
     files["importances"].write_text(json.dumps({"importances": importances, "note": note}, indent=2))
     imp = "\n".join(f"- {k}: {v:.3f}" for k, v in importances.items()) or f"- {note}"
-    files["markdown"].write_text(
-        summary_text(sweep) + "\n## trials\n\n" + _markdown(rows)
-        + f"\n## parameter importances ({note})\n\n{imp}\n\n"
-        + "".join(f"![{k}]({k}.png)\n" for k in ("curves", "importance", "slice", "parallel") if k in files)
-    )
+    text = (summary_text(sweep) + "\n## trials\n\n" + _markdown(table) + f"\n## parameter importances ({note})\n\n{imp}\n\n"
+            + "".join(f"![{k}]({k}.png)\n" for k in ("curves", "importance", "slice", "parallel") if k in files))
+    if others:
+        stem, stats = f"compare-{others[-1].path.name}", pd.DataFrame([sweep_stats(s) for s in (sweep, *others)])
+        stats.to_csv(files.setdefault("compare_csv", out / f"{stem}.csv"), index=False)
+        files["compare"] = save(plot_compare([sweep, *others]), out / f"{stem}.png")
+        text += f"\n## compared with {', '.join(str(s.path) for s in others)}\n\n{_markdown(stats)}\n![compare]({stem}.png)\n"
+    files["markdown"].write_text(text)
     return files

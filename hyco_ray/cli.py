@@ -126,10 +126,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from hyco_ray.analysis import write_report
 
-    for kind, path in write_report(args.sweep_dir, args.output).items():
-        print(f"{kind}: {path}")
+    files = write_report(args.sweep_dirs[0], args.output, compare=args.sweep_dirs[1:])
+    print("\n".join(f"{kind}: {path}" for kind, path in files.items()))
+    if "compare_csv" in files:
+        print(pd.read_csv(files["compare_csv"]).to_string(index=False))
     return 0
 
 
@@ -191,9 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--trial", help="export this trial id instead of the best")
     export.set_defaults(func=cmd_export)
 
-    report = sub.add_parser("report", help="curves figure, trials table and parameter importances of a sweep")
-    report.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
-    report.add_argument("-o", "--output", help="output directory (default <sweep dir>/report)")
+    report = sub.add_parser(
+        "report", help="a sweep's curves, trials table and parameter importances; `hyco report A B` compares two",
+        description="hyco report A writes report.md, trials.csv, curves.png (every trial, labelled by its sampled values) "
+        "and Optuna's importance, slice and parallel-coordinate plots. hyco report A B adds compare-B.csv (best metric, "
+        "param_error, trials, trial-epochs, early-stop savings per sweep) and compare-B.png (best metric so far against "
+        "trial-epochs spent, and each sweep's curves), in the same directory: --output, default A/report.")
+    report.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="sweep directory (<storage_path>/<name>); "
+                        "more than one: the others are compared with the first")
+    report.add_argument("-o", "--output", "--out", help="output directory (default <first sweep dir>/report)")
     report.set_defaults(func=cmd_report)
     return parser
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 optuna = pytest.importorskip("optuna")
@@ -23,7 +24,7 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import fail_once_at, write_space  # noqa: E402
 
-from hyco_ray.analysis import export_best, load_sweep, summary_text, write_report  # noqa: E402
+from hyco_ray.analysis import export_best, load_sweep, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
 from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
 
@@ -245,13 +246,21 @@ def test_sigterm_to_the_process_group_then_the_printed_hint_resumes(tmp_path):
     assert states.count(optuna.trial.TrialState.COMPLETE) == 5 and len(states) == 5
 
 
-def test_resume_with_more_samples_adds_trials(tmp_path):
+@pytest.fixture(scope="module")
+def grown_sweep(tmp_path_factory):
+    """A FIFO sweep of 2 trials (2 epochs), then resumed with num_samples=3: issue 10.4's test and
+    the second sweep of `hyco report A B`."""
+    tmp = tmp_path_factory.mktemp("grown")
+    space = write_space(tmp, cache_dir=tmp / "cache", epochs=2, num_samples=2)
+    first = run_sweep(load_space(space), num_cpus=2)
+    return first, run_sweep(load_space(space, ["num_samples=3"]), resume=True, num_cpus=2)
+
+
+def test_resume_with_more_samples_adds_trials(grown_sweep):
     """Issue 10.4: `--resume --num-samples N` refused with a diff; now it adds the missing trials
     (a new Tune run in the same directory) and the Optuna study goes on with new points."""
-    space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=2)
-    first = run_sweep(load_space(space), num_cpus=2)
+    first, more = grown_sweep
     assert first.finished and first.trials == 2
-    more = run_sweep(load_space(space, ["num_samples=3"]), resume=True, num_cpus=2)
     sweep = load_sweep(more.experiment_dir)
     assert more.finished and len(sweep.trials) == 3 and sweep.spec.num_samples == 3
     assert {t.outcome(2) for t in sweep.trials} == {"complete"}
@@ -277,3 +286,51 @@ def test_mlflow_callback_logs_one_run_per_trial_to_a_file_store(tmp_path):
         assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["val_loss"])
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
         assert "trainer_params.alpha" in run.data.params
+
+
+def test_report_curves_are_labelled_by_the_sampled_values(asha_sweep):
+    """Issue 10: each trial's curve says which settings it ran, not only its trial id."""
+    _, _, sweep = asha_sweep
+    ax = plot_curves(sweep).axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert len(labels) == len(sweep.trials)
+    for t, label in zip(sweep.trials, labels):
+        alpha, iterations = t.params["trainer_params.alpha"], t.params["trainer_params.physical.max_iterations"]
+        assert label == f"{t.trial_id}: α={alpha:.2g} it={iterations}"
+    assert ax.get_xlabel() == "epoch" and ax.xaxis.get_major_locator()._integer and "(relative)" in ax.get_ylabel()
+
+
+def test_report_a_b_compares_two_sweeps(asha_sweep, grown_sweep, tmp_path, capsys):
+    """`hyco report A B`: one table (best metric, param_error, trials, trial-epochs, early-stop
+    savings per sweep) and one figure (best so far against trial-epochs, and both sweeps' curves)."""
+    from hyco_ray.cli import main
+
+    sweeps = [asha_sweep[2], load_sweep(grown_sweep[1].experiment_dir)]
+    a, b = (str(s.path) for s in sweeps)
+    assert main(["report", a, b, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "compare-tiny.csv")
+    assert list(table.sweep) == ["asha", "tiny"] and list(table.scheduler) == ["asha", "fifo"]
+    rows = [row for _, row in table.iterrows()]
+    for row, sweep in zip(rows, sweeps):
+        best, max_t = sweep.best(), sweep.spec.max_t
+        assert row["best"] == pytest.approx(best.value("val_loss"))
+        assert row["param_error"] == pytest.approx(best.value("param_error"))
+        assert row["trials"] == len(sweep.trials) and row["trial-epochs"] == sum(len(t.history) for t in sweep.trials)
+        assert row["saved trial-epochs"] == sum(max_t - t.epochs for t in sweep.by_outcome("stopped"))
+        assert f"{row['sweep']} " in printed.split("compare: ")[1]
+    assert table["saved trial-epochs"][0] > 0 == table["saved trial-epochs"][1]
+    assert "## compared with" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "compare-tiny.png").read_bytes()[:4] == b"\x89PNG"
+
+    fig = plot_compare(sweeps)
+    best_ax, *curve_axes = fig.axes[:3]
+    assert best_ax.get_xlabel() == "trial-epochs spent" and best_ax.xaxis.get_major_locator()._integer
+    for line, row in zip(best_ax.get_lines(), rows):  # ends at the sweep's compute and best
+        assert line.get_label().startswith(row["sweep"]) and line.get_xdata()[-1] == row["trial-epochs"]
+        assert line.get_ydata()[-1] == pytest.approx(row["best"])
+    assert [ax.get_title().split(":")[0] for ax in curve_axes] == ["asha", "tiny"]
+    assert [len(ax.get_lines()) for ax in curve_axes] == [len(s.trials) for s in sweeps]
+
+    assert main(["report", a, b]) == 0  # default: next to the first sweep
+    assert (Path(a) / "report" / "compare-tiny.png").is_file()

@@ -9,7 +9,7 @@ frames of ``frame_dt``; errors are relative (relative L2 over a rollout, ``|thet
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def epoch_axis(ax, label: str = "epoch") -> None:
-    """Label the x axis as epochs, with integer ticks only."""
+    """Label the x axis (epochs, or anything else counted), with integer ticks only."""
     ax.set_xlabel(label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -32,6 +32,22 @@ def save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_runs(runs: dict[str, tuple[Sequence[float], Sequence[float]]], *, ylabel: str, title: str, xlabel: str = "epoch",
+              dotted: Collection[str] = (), step: bool = False, ax=None) -> Figure:
+    """Curves of several runs (label -> (x, y)) on one axes: integer x ticks, log y where every value
+    is positive, the legend below; ``dotted``: labels drawn dotted; ``step``: drawn as steps."""
+    ax = ax or plt.subplots(figsize=(8, 5))[1]
+    for label, (x, y) in runs.items():
+        (ax.step if step else ax.plot)(x, y, ":" if label in dotted else "-", marker=".", label=label,
+                                       **({"where": "post"} if step else {}))
+    if all(v > 0 for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)):
+        ax.set_yscale("log")
+    ax.set(ylabel=ylabel, title=title)
+    epoch_axis(ax, xlabel)
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    return ax.figure
 
 
 def plot_losses(history: list[dict]) -> Figure:
