@@ -233,11 +233,10 @@ def load_study(sweep: Sweep):
     return optuna.load_study(study_name=sweep.spec.searcher.study_name or sweep.spec.name, storage=url) if url else None
 
 
-def param_importances(sweep: Sweep) -> tuple[dict[str, float], str]:
+def param_importances(study) -> tuple[dict[str, float], str]:
     """Optuna's (fANOVA) importances over complete trials; a note instead when too few."""
     import optuna
 
-    study = load_study(sweep)
     if study is None:
         return {}, "no Optuna study database in this sweep (searcher.storage was null)"
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -314,11 +313,11 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = Path(out_dir) if out_dir else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)
-    table = trials_table(sweep, ranked=True)
-    files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(load_study(sweep), out),
+    table, study = trials_table(sweep, ranked=True), load_study(sweep)
+    files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out),
              "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}
     table.to_csv(files["csv"], index=False)
-    importances, note = param_importances(sweep)
+    importances, note = param_importances(study)
     files["importances"].write_text(json.dumps({"importances": importances, "note": note}, indent=2))
     imp = "\n".join(f"- {k}: {v:.3f}" for k, v in importances.items()) or f"- {note}"
     text = (summary_text(sweep) + "\n## trials\n\n" + _markdown(table) + f"\n## parameter importances ({note})\n\n{imp}\n\n"

@@ -132,7 +132,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     files = write_report(args.sweep_dirs[0], args.output, compare=args.sweep_dirs[1:])
     print("\n".join(f"{kind}: {path}" for kind, path in files.items()))
-    if "compare_csv" in files:
+    if "compare_csv" in files:  # the comparison table
         print(pd.read_csv(files["compare_csv"]).to_string(index=False))
     return 0
 
@@ -196,11 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     report = sub.add_parser(
-        "report", help="a sweep's curves, trials table and parameter importances; `hyco report A B` compares two",
-        description="hyco report A writes report.md, trials.csv, curves.png (every trial, labelled by its sampled values) "
-        "and Optuna's importance, slice and parallel-coordinate plots. hyco report A B adds compare-B.csv (best metric, "
-        "param_error, trials, trial-epochs, early-stop savings per sweep) and compare-B.png (best metric so far against "
-        "trial-epochs spent, and each sweep's curves), in the same directory: --output, default A/report.")
+        "report", help="a sweep's curves, trials table and Optuna plots; `hyco report A B` compares two sweeps",
+        description="hyco report A B also writes compare-B.csv (best metric, param_error, trials, trial-epochs, early-stop "
+        "savings per sweep) and compare-B.png (best so far against trial-epochs; each sweep's curves) to --output.")
     report.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="sweep directory (<storage_path>/<name>); "
                         "more than one: the others are compared with the first")
     report.add_argument("-o", "--output", "--out", help="output directory (default <first sweep dir>/report)")

@@ -85,3 +85,11 @@ def test_1d_predictions_are_space_time_plots_in_time_units():
     assert all(ax.get_ylabel() == "t (time units)" and ax.get_xlabel() == "x (grid cells)" for ax in panels)
     assert panels[0].get_images()[0].get_extent()[2:] == pytest.approx([0.25, 2.75])
     assert "val sim 2, frames 1–5" in fig._suptitle.get_text()
+
+
+def test_sweep_legends_show_the_sampled_values_in_short_form():
+    from hyco_ray.analysis import short_label
+
+    params = {"trainer_params.alpha": 0.4123, "trainer_params.physical.alpha": 0.6,
+              "trainer_params.physical.max_iterations": 4, "trainer_params.interaction_region": "all", "model.width": 8}
+    assert short_label(params) == "α=0.41 αP=0.6 it=4 region=all width=8"
