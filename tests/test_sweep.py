@@ -21,7 +21,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import fail_once_at, write_space  # noqa: E402
+from sweep_util import SMALL, fail_once_at, write_space  # noqa: E402
 
 from hyco_ray.analysis import export_best, load_sweep, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
@@ -258,3 +258,68 @@ def test_resume_with_more_samples_adds_trials(tmp_path):
     assert "trials: 3 started of num_samples 3" in more.summary
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{more.experiment_dir}/optuna.db")
     assert len(study.trials) == 3 and len({t.params["trainer_params.alpha"] for t in study.trials}) == 3
+
+
+def test_leftovers_of_a_killed_driver_are_ended_by_the_next_start(tmp_path, capsys):
+    """Issue 11.9: after a SIGKILL of the `hyco tune` driver its Ray processes live on (agents for
+    about a minute); the next start (`hyco tune`, `--resume`: connect_ray -> end_leftovers) ends
+    them by pid and start time, and leaves another live sweep's Ray alone."""
+    import psutil  # Ray's bundled copy, on the path once ray is imported
+
+    from hyco_ray import leftovers
+
+    sessions = leftovers.state_dir()  # conftest: a directory of this test session
+    ready = tmp_path / "ready"
+    other = subprocess.Popen(  # another live sweep's Ray, recorded the same way
+        [sys.executable, "-c", "import pathlib, time; from hyco_ray.sweep import connect_ray; connect_ray(None, 1, "
+         f"'other'); pathlib.Path({str(ready)!r}).write_text('x'); time.sleep(600)"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    space = Path(__file__).parents[1] / "search_spaces" / "burgers_quick.yaml"
+    small = [o for o in SMALL if "warmup" not in o]  # warmup_epochs is searched in this space
+    exp_dir = tmp_path / "burgers_quick"
+    log = (tmp_path / "driver.log").open("w")
+    driver = None
+    try:
+        deadline = time.time() + 120
+        while not ready.exists():
+            assert other.poll() is None and time.time() < deadline, "the other Ray did not start"
+            time.sleep(0.5)
+        others = psutil.Process(other.pid).children(recursive=True)
+        driver = subprocess.Popen(  # the driver itself (the console command runs it with --in-session)
+            [sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--in-session", "--storage-path", str(tmp_path),
+             "--num-cpus", "2", "num_samples=4", "trainer_params.epochs=3", *small, f"data.cache_dir={tmp_path}/cache"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        deadline = time.time() + 240
+        while not any(p.stat().st_size for p in exp_dir.glob("trial_*/result.json")):
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            assert time.time() < deadline, "no trial reported in time"
+            time.sleep(0.5)
+        ours = psutil.Process(driver.pid).children(recursive=True)
+        assert any(p.name().startswith("ray::") for p in ours), [p.name() for p in ours]
+        driver.kill()
+        driver.wait()
+        killed = time.time()
+        time.sleep(2)
+        left = [p for p in ours if leftovers._running(p)]
+        assert left, "no Ray process outlived the driver: nothing to test"
+        assert (sessions / f"{driver.pid}.json").exists() and (sessions / f"{other.pid}.json").exists()
+
+        ended = leftovers.end_leftovers()
+        out = capsys.readouterr().out
+        assert ended >= 1 and f"killed sweep {exp_dir} (driver pid {driver.pid}" in out, out
+        assert not [p.name() for p in ours if leftovers._running(p)], "leftovers still running"
+        assert time.time() - killed < 40  # not just the agents' own ~60 s time-out
+        assert not (sessions / f"{driver.pid}.json").exists()
+        assert other.poll() is None and all(map(leftovers._running, others)), "another sweep's Ray was touched"
+        assert (sessions / f"{other.pid}.json").exists()
+        assert leftovers.end_leftovers() == 0  # nothing more to end
+    finally:
+        log.close()
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+        other.send_signal(signal.SIGINT)  # it shuts its Ray down and exits
+        try:
+            other.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            other.kill()
+        leftovers.end_leftovers(grace_s=2)  # whatever either left: ours only
