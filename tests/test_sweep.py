@@ -353,3 +353,37 @@ def test_leftovers_of_a_killed_driver_are_ended_by_the_next_start(tmp_path, caps
         except subprocess.TimeoutExpired:
             other.kill()
         leftovers.end_leftovers(grace_s=2)  # whatever either left: ours only
+
+
+def test_a_killed_console_process_stops_its_driver_resumably(tmp_path):
+    """Issue 11.9: `hyco tune` runs its driver in a session of its own; a SIGKILL of the `hyco tune`
+    process (the one the user sees) left that driver running the sweep on, unseen. It now stops as
+    on Ctrl-C: summary, resume hint, its Ray shut down and its leftovers record deleted."""
+    import psutil  # Ray's bundled copy, on the path once ray is imported
+
+    from hyco_ray import leftovers
+
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="orphan", num_samples=6, checkpoint_period_s=2)
+    log = (tmp_path / "console.log").open("w")
+    console = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    driver = None
+    try:
+        deadline = time.time() + 240
+        while not any(p.stat().st_size for p in (tmp_path / "sweeps" / "orphan").glob("trial_*/result.json")):
+            assert console.poll() is None, (tmp_path / "console.log").read_text()[-3000:]
+            assert time.time() < deadline, "no trial reported in time"
+            time.sleep(0.5)
+        (driver,) = [p for p in psutil.Process(console.pid).children() if "--in-session" in p.cmdline()]
+        ray_procs = driver.children(recursive=True)
+        console.kill()
+        console.wait()
+        driver.wait(timeout=90)
+        assert not [p.name() for p in ray_procs if leftovers._running(p)], "the driver left Ray processes"
+    finally:
+        log.close()
+        if driver is not None and driver.is_running():
+            driver.kill()
+    text = (tmp_path / "console.log").read_text()
+    assert "## sweep orphan" in text and "continue it with: hyco tune" in text, text[-3000:]
+    assert not (leftovers.state_dir() / f"{driver.pid}.json").exists()
