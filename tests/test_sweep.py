@@ -1,7 +1,8 @@
 """End-to-end sweeps with real Ray Tune on this machine (1D Burgers, a few epochs per trial).
 
 One ASHA sweep (every trial crashes once, injected) is shared by the PRUNED, retry, export and
-report tests; the interrupt/resume test runs its own sweep in a subprocess and sends SIGINT.
+report tests; the interrupt/resume tests run their own sweep in a subprocess and signal it (SIGTERM to
+the group, a literal `timeout -s TERM`, SIGKILL of the driver or of the console process).
 """
 
 from __future__ import annotations
