@@ -13,6 +13,8 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +91,18 @@ def _run_in_own_session(argv: list[str]) -> int:
     return rc
 
 
+def _stop_when_orphaned(parent: int) -> None:
+    """In the driver's session: if the console process dies (SIGKILL, OOM killer), stop the sweep as on
+    Ctrl-C (summary, resumable, Ray shut down) instead of running on unseen."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, daemon=True, name="hyco-orphan-watch").start()
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from hyco_ray.space import load_space
     from hyco_ray.sweep import debug_run, plan_text, run_sweep
@@ -107,6 +121,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 0
     if args.console and not args.in_session:  # the console command: the sweep runs in its own session
         return _run_in_own_session(args.argv)
+    if args.in_session:
+        _stop_when_orphaned(os.getppid())
     outcome = run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
     print(f"sweep directory: {outcome.experiment_dir} ({outcome.wall_s:.0f} s)")
     if outcome.exit_code == 130:

@@ -147,16 +147,31 @@ def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: 
                              f"could ever start; lower resources.{kind.lower()}" + (f" or raise {flag}" if flag else ""))
 
 
-def connect_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Join ``address`` (or RAY_ADDRESS), else start Ray in this process. True if we started it."""
+def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> bool:
+    """Join ``address`` (or RAY_ADDRESS), else start Ray in this process. True if we started it.
+
+    First the Ray processes a killed sweep left on this host are ended (:mod:`hyco_ray.leftovers`).
+    A local Ray listens on 127.0.0.1 only: Ray turns a loopback node address into the host's
+    (``services.resolve_ip_for_localhost``) unless it runs without clusters (its macOS/Windows
+    default, ``ray_constants.ENABLE_RAY_CLUSTER``), so that flag is off while it starts."""
     import ray
+    from ray._private import ray_constants
+
+    from hyco_ray import leftovers
 
     if ray.is_initialized():
         return False
+    leftovers.end_leftovers()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
         # "local": a new Ray of our own, even when another one runs on this host
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
+        cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
+        try:
+            with leftovers.recorded(sweep):
+                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                         log_to_driver=True)
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster
         return True
     try:
         ray.init(address=address, log_to_driver=True)
@@ -265,7 +280,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
 
     import ray
 
-    started = connect_ray(address, num_cpus)
+    from hyco_ray import leftovers
+
+    started = connect_ray(address, num_cpus, exp_dir)
     if address or os.environ.get("RAY_ADDRESS"):
         total = ray.cluster_resources()
         try:
@@ -283,6 +300,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     finally:
         if started:
             ray.shutdown()
+            leftovers.forget()
     wall = time.time() - tic
     if not local:
         msg = f"sweep finished in {wall:.0f} s; results in {exp_dir} (copy it locally for hyco report/export)"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import warnings
 
 import pytest
@@ -11,6 +14,9 @@ from sweep_util import SMALL
 warnings.filterwarnings("ignore", message="Sparse")
 # run_params.device defaults to auto (a GPU where torch sees one): tests run on the CPU everywhere
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+# the records of local Ray sessions (hyco_ray.leftovers) go to a directory of this test session
+os.environ["HYCO_RAY_SESSIONS"] = tempfile.mkdtemp(prefix="hyco-ray-sessions-")
+atexit.register(shutil.rmtree, os.environ["HYCO_RAY_SESSIONS"], True)
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,37 @@ def test_local_ray_starts_beside_another_ray_on_the_host(tmp_path):
         other.wait(timeout=60)
 
 
+@pytest.mark.slow
+def test_local_ray_listens_on_localhost_only(monkeypatch):
+    """Issue 11.9: the embedded Ray listened on all interfaces ('::', the host's address).
+    Every listening TCP socket of every process it starts (GCS, raylet and object manager, agents,
+    a worker) must be on 127.0.0.1 / ::1; joining a cluster afterwards resolves addresses as before."""
+    import ipaddress
+
+    import psutil  # Ray's bundled copy, on the path once ray is imported
+    from ray._private import ray_constants
+
+    from hyco_ray import leftovers
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cluster_flag = ray_constants.ENABLE_RAY_CLUSTER
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert sweep_mod.connect_ray(None, 2)
+    try:
+        worker = ray.get(ray.remote(lambda: __import__("os").getpid()).remote())
+        ours = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        assert worker in {p.pid for p in ours}
+        listening = {(p.name(), c.laddr.ip) for p in ours for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    finally:
+        ray.shutdown()
+        leftovers.forget()
+    assert {"gcs_server", "raylet"} <= {name for name, _ in listening}, listening
+    for name, ip in listening:
+        addr = ipaddress.ip_address(ip.split("%")[0])
+        assert (getattr(addr, "ipv4_mapped", None) or addr).is_loopback, f"{name} listens on {ip}"
+    assert ray_constants.ENABLE_RAY_CLUSTER == cluster_flag  # a later --address join is unaffected
+
+
 def test_a_failed_start_can_be_started_again(tmp_path, monkeypatch):
     """Issue 10.2: Ray failed to start; the rerun must not claim the sweep exists (nor --resume work)."""
     from sweep_util import write_space

@@ -1,7 +1,8 @@
 """End-to-end sweeps with real Ray Tune on this machine (1D Burgers, a few epochs per trial).
 
 One ASHA sweep (every trial crashes once, injected) is shared by the PRUNED, retry, export and
-report tests; the interrupt/resume test runs its own sweep in a subprocess and sends SIGINT.
+report tests; the interrupt/resume tests run their own sweep in a subprocess and signal it (SIGTERM to
+the group, a literal `timeout -s TERM`, SIGKILL of the driver or of the console process).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import fail_once_at, write_space  # noqa: E402
+from sweep_util import SMALL, fail_once_at, write_space  # noqa: E402
 
 from hyco_ray.analysis import export_best, load_sweep, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
@@ -334,3 +335,132 @@ def test_report_a_b_compares_two_sweeps(asha_sweep, grown_sweep, tmp_path, capsy
 
     assert main(["report", a, b]) == 0  # default: next to the first sweep
     assert (Path(a) / "report" / "compare-tiny.png").is_file()
+
+
+def test_timeout_term_then_resume_completes_with_nothing_rerun(tmp_path):
+    """Issue 11 acceptance, literally: `timeout -s TERM 30 hyco tune <space>` (the signal goes to
+    timeout's whole process group), then `--resume` finishes every trial and re-runs none."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="timeout", num_samples=10, max_concurrent=2,
+                        scheduler={"type": "fifo"}, checkpoint_period_s=2)
+    exp_dir = tmp_path / "sweeps" / "timeout"
+    tic = time.time()
+    first = subprocess.run(["timeout", "-s", "TERM", "30", sys.executable, "-m", "hyco_ray.cli", "tune", str(space),
+                            "--num-cpus", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=150)
+    log = first.stdout + first.stderr
+    assert first.returncode == 124 and time.time() - tic < 75, (first.returncode, log[-3000:])  # timed out, stopped
+    assert "## sweep timeout" in log and "continue it with: hyco tune" in log, log[-3000:]
+    interrupted = load_sweep(exp_dir)
+    assert interrupted.trials and (len(interrupted.trials) < 10 or interrupted.by_outcome("unfinished")), \
+        f"{len(interrupted.trials)} trials started in 30 s: the sweep was not interrupted mid-way"
+    before = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
+
+    resumed = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2", "--resume"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=400)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    sweep = load_sweep(exp_dir)
+    assert [t.outcome(sweep.spec.max_t) for t in sweep.trials] == ["complete"] * 10
+    for trial_id, text in before.items():
+        assert Path(exp_dir, f"trial_{trial_id}", "result.json").read_text() == text, f"{trial_id} ran again"
+    for t in sweep.trials:  # an interrupted trial went on from its checkpoint: no epoch ran twice
+        assert [r["epoch"] for r in t.history] == [1, 2, 3], (t.trial_id, [r["epoch"] for r in t.history])
+    study = optuna.load_study(study_name="timeout", storage=f"sqlite:///{exp_dir}/optuna.db")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 10
+
+
+def test_leftovers_of_a_killed_driver_are_ended_by_the_next_start(tmp_path, capsys):
+    """Issue 11.9: after a SIGKILL of the `hyco tune` driver its Ray processes live on (agents for
+    about a minute); the next start (`hyco tune`, `--resume`: connect_ray -> end_leftovers) ends
+    them by pid and start time, and leaves another live sweep's Ray alone."""
+    import psutil  # Ray's bundled copy, on the path once ray is imported
+
+    from hyco_ray import leftovers
+
+    sessions = leftovers.state_dir()  # conftest: a directory of this test session
+    ready = tmp_path / "ready"
+    other = subprocess.Popen(  # another live sweep's Ray, recorded the same way
+        [sys.executable, "-c", "import pathlib, time; from hyco_ray.sweep import connect_ray; connect_ray(None, 1, "
+         f"'other'); pathlib.Path({str(ready)!r}).write_text('x'); time.sleep(600)"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    space = Path(__file__).parents[1] / "search_spaces" / "burgers_quick.yaml"
+    small = [o for o in SMALL if "warmup" not in o]  # warmup_epochs is searched in this space
+    exp_dir = tmp_path / "burgers_quick"
+    log = (tmp_path / "driver.log").open("w")
+    driver = None
+    try:
+        deadline = time.time() + 120
+        while not ready.exists():
+            assert other.poll() is None and time.time() < deadline, "the other Ray did not start"
+            time.sleep(0.5)
+        others = psutil.Process(other.pid).children(recursive=True)
+        driver = subprocess.Popen(  # the driver itself (the console command runs it with --in-session)
+            [sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--in-session", "--storage-path", str(tmp_path),
+             "--num-cpus", "2", "num_samples=4", "trainer_params.epochs=3", *small, f"data.cache_dir={tmp_path}/cache"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        deadline = time.time() + 240
+        while not any(p.stat().st_size for p in exp_dir.glob("trial_*/result.json")):
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            assert time.time() < deadline, "no trial reported in time"
+            time.sleep(0.5)
+        ours = psutil.Process(driver.pid).children(recursive=True)
+        assert any(p.name().startswith("ray::") for p in ours), [p.name() for p in ours]
+        driver.kill()
+        driver.wait()
+        killed = time.time()
+        time.sleep(2)
+        left = [p for p in ours if leftovers._running(p)]
+        assert left, "no Ray process outlived the driver: nothing to test"
+        assert (sessions / f"{driver.pid}.json").exists() and (sessions / f"{other.pid}.json").exists()
+
+        ended = leftovers.end_leftovers()
+        out = capsys.readouterr().out
+        assert ended >= 1 and f"killed sweep {exp_dir} (driver pid {driver.pid}" in out, out
+        assert not [p.name() for p in ours if leftovers._running(p)], "leftovers still running"
+        assert time.time() - killed < 40  # not just the agents' own ~60 s time-out
+        assert not (sessions / f"{driver.pid}.json").exists()
+        assert other.poll() is None and all(map(leftovers._running, others)), "another sweep's Ray was touched"
+        assert (sessions / f"{other.pid}.json").exists()
+        assert leftovers.end_leftovers() == 0  # nothing more to end
+    finally:
+        log.close()
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+        other.send_signal(signal.SIGINT)  # it shuts its Ray down and exits
+        try:
+            other.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            other.kill()
+        leftovers.end_leftovers(grace_s=2)  # whatever either left: ours only
+
+
+def test_a_killed_console_process_stops_its_driver_resumably(tmp_path):
+    """Issue 11.9: `hyco tune` runs its driver in a session of its own; a SIGKILL of the `hyco tune`
+    process (the one the user sees) left that driver running the sweep on, unseen. It now stops as
+    on Ctrl-C: summary, resume hint, its Ray shut down and its leftovers record deleted."""
+    import psutil  # Ray's bundled copy, on the path once ray is imported
+
+    from hyco_ray import leftovers
+
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="orphan", num_samples=6, checkpoint_period_s=2)
+    log = (tmp_path / "console.log").open("w")
+    console = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    driver = None
+    try:
+        deadline = time.time() + 240
+        while not any(p.stat().st_size for p in (tmp_path / "sweeps" / "orphan").glob("trial_*/result.json")):
+            assert console.poll() is None, (tmp_path / "console.log").read_text()[-3000:]
+            assert time.time() < deadline, "no trial reported in time"
+            time.sleep(0.5)
+        (driver,) = [p for p in psutil.Process(console.pid).children() if "--in-session" in p.cmdline()]
+        ray_procs = driver.children(recursive=True)
+        console.kill()
+        console.wait()
+        driver.wait(timeout=90)
+        assert not [p.name() for p in ray_procs if leftovers._running(p)], "the driver left Ray processes"
+    finally:
+        log.close()
+        if driver is not None and driver.is_running():
+            driver.kill()
+    text = (tmp_path / "console.log").read_text()
+    assert "## sweep orphan" in text and "continue it with: hyco tune" in text, text[-3000:]
+    assert not (leftovers.state_dir() / f"{driver.pid}.json").exists()
