@@ -1,25 +1,30 @@
 """Read a finished (or interrupted) sweep directory: summary, best-config export, report.
 
-A trial's outcome: ``complete`` (ran all ``max_t`` epochs), ``stopped`` (ASHA ended it early;
-its rung is the number of epochs it finished), ``error`` (failed after its retries) or
-``diverged`` (a NaN or inf metric; reported as the worst value, not retried) or ``unfinished``
-(the sweep was interrupted; ``hyco tune --resume`` continues it).
+A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
+retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+import optuna
+import optuna.visualization.matplotlib as vis
 import pandas as pd
 
 from hyco.errors import HycoError
+from hyco.evaluation import plot_runs, save
 from hyco_ray.space import SweepSpec
+from hyco_ray.sweep import load_saved_spec
 
 
 @dataclass
@@ -99,8 +104,6 @@ def load_sweep(path: str | Path) -> Sweep:
     """Trials of a local sweep directory, read from JSON only (Tune's experiment states, each
     trial's ``result.json`` and checkpoint history); no pickle in the directory is loaded. A later
     run in the same directory (trials added by ``--resume``) adds its own experiment state."""
-    from hyco_ray.sweep import load_saved_spec
-
     path = Path(path).expanduser().resolve()
     spec, states = load_saved_spec(path), {}
     for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first
@@ -225,8 +228,6 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def load_study(sweep: Sweep):
     """The sweep's Optuna study from its database; None where the study lived in memory."""
-    import optuna
-
     url = sweep.spec.searcher.storage
     if url == "auto":
         url = f"sqlite:///{sweep.path}/optuna.db" if (sweep.path / "optuna.db").exists() else None
@@ -235,8 +236,6 @@ def load_study(sweep: Sweep):
 
 def param_importances(study) -> tuple[dict[str, float], str]:
     """Optuna's (fANOVA) importances over complete trials; a note instead when too few."""
-    import optuna
-
     if study is None:
         return {}, "no Optuna study database in this sweep (searcher.storage was null)"
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -250,8 +249,6 @@ def param_importances(study) -> tuple[dict[str, float], str]:
 
 def plot_curves(sweep: Sweep, ax=None):
     """Each trial's metric per epoch, labelled by its id and sampled values (dotted: stopped early)."""
-    from hyco.evaluation import plot_runs
-
     spec, trials = sweep.spec, {f"{t.trial_id}: {short_label(t.params)}": t for t in sweep.trials}
     return plot_runs({k: ([r["epoch"] for r in t.history], [r.get(spec.metric, math.nan) for r in t.history]) for k, t in trials.items()},
                      ylabel=f"{spec.metric} (relative)", title=f"{sweep.path.name}: {spec.metric} per epoch, every trial",
@@ -261,10 +258,6 @@ def plot_curves(sweep: Sweep, ax=None):
 def plot_compare(sweeps: list[Sweep]):
     """The best complete trial's metric so far against the trial-epochs spent (trials in the order
     they finished), one line per sweep; then each sweep's curves."""
-    import matplotlib.pyplot as plt
-
-    from hyco.evaluation import plot_runs
-
     fig, axes = plt.subplots(1, 1 + len(sweeps), figsize=(7 * (1 + len(sweeps)), 6.5), squeeze=False)
     best = {}
     for sweep, ax in zip(sweeps, axes[0, 1:]):
@@ -282,13 +275,6 @@ def plot_compare(sweeps: list[Sweep]):
 
 def plot_study(study, out: Path) -> dict[str, Path]:
     """Optuna's own figures: importances, slice and parallel-coordinate plots."""
-    import warnings
-
-    import matplotlib
-    import optuna.visualization.matplotlib as vis
-
-    from hyco.evaluation import save
-
     files = {}
     for name, plot in (("importance", vis.plot_param_importances), ("slice", vis.plot_slice),
                        ("parallel", vis.plot_parallel_coordinate)) if study is not None else ():
@@ -308,8 +294,6 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     """Summary, trials table (CSV and markdown), curves, importances and Optuna's slice and parallel
     plots in ``out_dir`` (default ``<sweep dir>/report``); with ``compare`` (other sweep dirs) also
     ``compare-<last>.csv`` (:func:`sweep_stats` per sweep) and ``.png`` (:func:`plot_compare`)."""
-    from hyco.evaluation import save
-
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = Path(out_dir) if out_dir else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,8 @@
-"""Search-space files: an OmegaConf structured config, checked whole before Ray starts.
+"""Search-space files (annotated example: ``search_spaces/burgers_quick.yaml``), checked whole before Ray starts.
 
-A file names a base config, fixed overrides, the searched keys (the same ``key=value`` paths as
-``hyco train``), the metric, scheduler, searcher, per-trial resources, logger callbacks and where
-results go. The fields, their types and defaults are the dataclasses below: OmegaConf refuses
-unknown keys and wrong types; :func:`check_spec` adds the rules a type cannot say (ranges, names of
-registered schedulers and samplers). An annotated example is ``search_spaces/burgers_quick.yaml``.
-Every mistake becomes one :class:`SpaceError` naming the file and the key.
+The fields, types and defaults are the dataclasses below: OmegaConf refuses unknown keys and wrong
+types, :func:`check_spec` adds what a type cannot say, :func:`validate_space` composes the config
+with every bound and choice. Every mistake is one :class:`SpaceError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -13,15 +10,20 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import optuna
 import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from hyco.config import config_from_dict, config_to_dict, load_config
 from hyco.errors import ConfigError
+from hyco_ray.search import CALLBACKS, SAMPLERS, SCHEDULERS, build_sampler
 
 #: metrics a trial reports every epoch that a sweep may optimise
 METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "train_loss")
@@ -44,14 +46,8 @@ class Param:
     values: list[Any] = field(default_factory=list)
     log: bool = False
 
-    def candidates(self) -> list[Any]:
-        """The values checked against the config: both bounds, or every choice."""
-        return list(self.values) if self.type == "choice" else [self.low, self.high]
-
     def distribution(self):
         """The Optuna distribution of this key."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
         if self.type == "choice":
             return CategoricalDistribution(tuple(self.values))
         if self.type == "int":
@@ -138,22 +134,15 @@ class SweepSpec:
 
 def format_value(value: Any) -> str:
     """A Python value as a Hydra override value (floats round-trip exactly)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(float(value))
+    value = value.item() if hasattr(value, "item") else value  # numpy scalar
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (int, float)):
+        return repr(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    if hasattr(value, "item"):  # numpy scalar
-        return format_value(value.item())
+        return "[" + ",".join(map(format_value, value)) + "]"
     text = str(value)
-    if text.replace("_", "").replace("-", "").replace(".", "").replace("/", "").isalnum():
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _fail(where: str, key: str, msg: str) -> None:
@@ -232,8 +221,6 @@ def _check_param(where: str, key: str, p: Param) -> None:
 
 def check_spec(spec: SweepSpec, where: str) -> None:
     """What the types cannot say: ranges, registered names, reserved and duplicated keys."""
-    from hyco_ray.search import CALLBACKS, SAMPLERS, SCHEDULERS
-
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         _fail(where, "name", f"{spec.name!r}: use letters, digits, '-', '_' and '.' only (it names a directory)")
     sch, sea, res = spec.scheduler, spec.searcher, spec.resources
@@ -292,8 +279,6 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     Fills ``scheduler.max_t`` (the base config's epochs) and makes ``data.cache_dir`` absolute,
     since Ray runs trials in their own working directory.
     """
-    from hyco.config import config_from_dict, config_to_dict, load_config
-
     def with_value(key: str, value: Any):  # Hydra composes a config group; a plain key is set on the base
         if "/" in key:
             return load_config(spec.base, spec.trial_overrides({key: value}))
@@ -307,7 +292,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     except ConfigError as exc:
         _fail(where, "base" if "no config named" in str(exc) else "overrides", str(exc))
     for key, param in spec.space.items():
-        for value in param.candidates():
+        for value in param.values if param.type == "choice" else (param.low, param.high):
             try:
                 cfg = with_value(key, value)
             except ConfigError as exc:
@@ -348,10 +333,6 @@ def spec_from_dict(data: dict) -> SweepSpec:
 
 def sample_params(spec: SweepSpec, seed: int | None = None) -> dict[str, Any]:
     """The sweep's first trial: its own sampler (``searcher.seed`` unless ``seed``) asked once, no Ray."""
-    import optuna
-
-    from hyco_ray.search import build_sampler
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=build_sampler(spec, seed))
     return study.ask({key: p.distribution() for key, p in spec.space.items()}).params

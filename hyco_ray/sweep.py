@@ -1,13 +1,9 @@
-"""Run a sweep: Ray (embedded or a cluster), Optuna TPE + ASHA, resume, and the debug run.
+"""Run a sweep: Ray (a new local one, or a cluster), Optuna TPE + ASHA, resume, and the debug run.
 
-Embedded Ray is the default: a new Ray of its own (never one already running on the host).
-``address`` (or ``RAY_ADDRESS``) joins a running cluster instead: ``auto`` finds a local one; an ``ip:port`` address of a Ray >= 2.59 cluster needs its token (``RAY_AUTH_MODE=token``
-and ``RAY_AUTH_TOKEN`` in the environment, see the README). A multi-node cluster needs a
-``storage_path`` all nodes can reach (``s3://...`` or an NFS mount).
-
-The experiment directory ``<storage_path>/<name>`` holds Tune's state, one directory per
-trial, ``hyco_sweep.yaml`` (the validated spec; ``--resume``, export and report read it),
-``optuna.db`` (the study) and ``summary.md``.
+``address`` (or ``RAY_ADDRESS``) joins a cluster (a Ray >= 2.59 one needs its token, see the README);
+a multi-node cluster needs a ``storage_path`` all nodes reach (``s3://...``, NFS). The sweep dir
+``<storage_path>/<name>`` holds Tune's state, a directory per trial, ``hyco_sweep.yaml`` (the
+validated spec that ``--resume``, export and report read), ``optuna.db`` and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import yaml
 
@@ -72,18 +69,13 @@ def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
     return spec_from_dict(yaml.safe_load(path.read_text()))
 
 
-def _flat(data: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in data.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
     """The saved spec, if the space file (with its command-line overrides) still says the same;
     a larger ``num_samples`` is the one edit allowed: ``--resume`` then adds trials."""
+    import pandas as pd
+
     saved = load_saved_spec(exp_dir)
-    old, new = _flat(saved.to_dict()), _flat(spec.to_dict())
+    old, new = (pd.json_normalize(s.to_dict()).to_dict("records")[0] for s in (saved, spec))
     if new["num_samples"] > old["num_samples"]:
         old["num_samples"] = saved.num_samples = spec.num_samples
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
@@ -148,12 +140,9 @@ def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: 
 
 
 def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> bool:
-    """Join ``address`` (or RAY_ADDRESS), else start Ray in this process. True if we started it.
-
-    First the Ray processes a killed sweep left on this host are ended (:mod:`hyco_ray.leftovers`).
-    A local Ray listens on 127.0.0.1 only: Ray turns a loopback node address into the host's
-    (``services.resolve_ip_for_localhost``) unless it runs without clusters (its macOS/Windows
-    default, ``ray_constants.ENABLE_RAY_CLUSTER``), so that flag is off while it starts."""
+    """Join ``address`` (or RAY_ADDRESS), else start Ray in this process (after ending a killed
+    sweep's leftovers, :mod:`hyco_ray.leftovers`). True if we started it. A local Ray listens on
+    127.0.0.1 only: Ray makes a loopback node address the host's unless ``ENABLE_RAY_CLUSTER`` is off."""
     import ray
     from ray._private import ray_constants
 
@@ -163,15 +152,10 @@ def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> b
         return False
     leftovers.end_leftovers()
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if not address:
-        # "local": a new Ray of our own, even when another one runs on this host
-        cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
-        try:
-            with leftovers.recorded(sweep):
-                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                         log_to_driver=True)
-        finally:
-            ray_constants.ENABLE_RAY_CLUSTER = cluster
+    if not address:  # "local": a new Ray of our own, even when another one runs on this host
+        with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False), leftovers.recorded(sweep):
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                     log_to_driver=True)
         return True
     try:
         ray.init(address=address, log_to_driver=True)
@@ -208,12 +192,8 @@ def _live_view(spec: SweepSpec):
 def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True,
                 seed_offset: int = 0):
     """A fresh Tuner (``seed_offset``: trials already in the study, so added trials sample anew),
-    or the interrupted one restored from ``exp_dir``.
-
-    ``reuse_workers``: a finished trial's worker process runs the next trial (Tune's
-    ``reuse_actors``; all trials of a sweep ask for the same resources). A new worker per trial
-    re-imports ray.tune, torch, PhiFlow and Hydra, 3-7 s on 2 cores, about as long as a quick
-    trial itself (``bench/sweep_overhead.py``)."""
+    or the interrupted one restored from ``exp_dir``. ``reuse_workers``: Tune's ``reuse_actors``;
+    a new worker per trial re-imports torch, PhiFlow and Hydra, 3-7 s (``bench/sweep_overhead.py``)."""
     from ray import tune
 
     from hyco_ray.search import CALLBACKS, SCHEDULERS, build_searcher, study_storage_url
@@ -254,11 +234,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     ``num_samples`` adds (a new Tune run in the same directory; the Optuna study goes on).
     ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial.
     ``reuse_workers=False`` starts a fresh worker process per trial (the benchmark's baseline)."""
+    import ray
     from ray import tune
 
+    from hyco_ray import leftovers
     from hyco_ray.analysis import load_sweep, summary_text
 
-    exp_dir = experiment_dir(spec)
+    exp_dir, address = experiment_dir(spec), address or os.environ.get("RAY_ADDRESS")
     local = "://" not in exp_dir
     if resume:
         if local:
@@ -269,7 +251,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
-    if not (address or os.environ.get("RAY_ADDRESS")):
+    if not address:
         _check_fits(spec, num_cpus or os.cpu_count() or 1)
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
@@ -277,16 +259,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
     _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
-
-    import ray
-
-    from hyco_ray import leftovers
-
     started = connect_ray(address, num_cpus, exp_dir)
-    if address or os.environ.get("RAY_ADDRESS"):
+    if address:
         total = ray.cluster_resources()
         try:
-            _check_fits(spec, total.get("CPU", 0), total.get("GPU", 0), f"the cluster at {address or 'RAY_ADDRESS'}")
+            _check_fits(spec, total.get("CPU", 0), total.get("GPU", 0), f"the cluster at {address}")
         except SweepError as exc:  # an autoscaler may still add nodes
             print(f"hyco: warning: {exc}; trials stay PENDING until nodes that large join", file=sys.stderr)
     tic = time.time()
