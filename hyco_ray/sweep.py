@@ -18,7 +18,9 @@ from unittest import mock
 
 import yaml
 
+from hyco.config import load_config
 from hyco.errors import HycoError
+from hyco_ray.search import CALLBACKS, SCHEDULERS, build_searcher, study_storage_url
 from hyco_ray.space import SweepSpec, sample_params, spec_from_dict
 
 log = logging.getLogger(__name__)
@@ -103,19 +105,15 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {stop}",
         f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sea.study_name or spec.name} in "
-        f"{(sea.storage if sea.storage != 'auto' else None) or (exp_dir + '/optuna.db' if '://' not in exp_dir else 'memory')}",
+        f"{study_storage_url(spec, exp_dir) or 'memory'}",
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
     ])
 
 
 def prepare_data(spec: SweepSpec) -> str:
-    """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit.
-
-    The cache file is keyed by everything that generated it, so a cluster node without the file
-    rebuilds the identical one.
-    """
-    from hyco.config import load_config
+    """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit (a node
+    without the file rebuilds the identical one: the cache is keyed by what generated it)."""
     from hyco.data import load_or_simulate
     from hyco.physics import make_problem
     from hyco.runtime import configure
@@ -196,7 +194,6 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     a new worker per trial re-imports torch, PhiFlow and Hydra, 3-7 s (``bench/sweep_overhead.py``)."""
     from ray import tune
 
-    from hyco_ray.search import CALLBACKS, SCHEDULERS, build_searcher, study_storage_url
     from hyco_ray.trainable import make_trainable, trial_name
 
     trainable = make_trainable(spec, after_epoch)
@@ -292,7 +289,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
 
 def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:
     """One configuration sampled from the space, trained in this process without Ray."""
-    from hyco.config import load_config
     from hyco.run import train_run
 
     params = sample_params(spec, seed)

@@ -1,19 +1,10 @@
 """The Tune trainable: one HybridTrainer run, reported epoch by epoch with a checkpoint.
 
-A trial composes its config exactly as ``hyco train`` would (base config, fixed overrides, the
-sampled values, ``run_params.num_threads`` = its CPU share), trains on the GPU Ray assigned to
-it if torch can see one (CPU otherwise) and reports every epoch's metrics together with a
-checkpoint of ``trainer.state_dict()``. A retried or resumed trial loads its last checkpoint
-and continues with the next epoch.
-
-Sweeps reuse a worker process for the next trial (``reuse_actors``, see ``hyco_ray.sweep``): the
-imports (ray.tune, torch, PhiFlow, Hydra: 3-7 s on a 2-core machine) are paid once per worker,
-and :func:`trial_dataset` keeps the last datasets in the worker, so a trial with the same data
-settings loads nothing. Every trial still calls ``create_trainer`` (seed, threads, precision), so
-a reused worker gives the numbers a fresh one gives (``bench/sweep_overhead.py`` checks it).
-
-Tests inject faults by passing ``after_epoch(epoch, trial_dir)``, called after each epoch is
-computed and before it is reported; production sweeps pass nothing.
+A trial composes its config as ``hyco train`` would (``SweepSpec.trial_overrides``), trains on the
+GPU Ray assigned it if torch sees one, and reports each epoch with a checkpoint; a retried or
+resumed trial continues from its last one. A reused worker (``reuse_actors``) pays the imports once
+and keeps the last datasets (:func:`trial_dataset`); ``create_trainer`` still seeds every trial, so
+its numbers are a fresh worker's (``bench/sweep_overhead.py``). ``after_epoch`` is a test's fault hook.
 """
 
 from __future__ import annotations
@@ -50,12 +41,8 @@ _datasets: dict[str, Dataset] = {}
 
 
 def trial_dataset(cfg) -> Dataset:
-    """The trial's dataset, loaded once per worker process for the same data settings.
-
-    The key holds everything :func:`hyco.data.build_dataset` reads: the data section (generation,
-    observation model, seed, cache), the physical model (it simulates), the dtype and the splits.
-    Trainers only read the dataset's tensors, so trials can share them.
-    """
+    """The trial's dataset, built once per worker for the same data settings: the key is everything
+    :func:`hyco.data.build_dataset` reads. Trainers only read its tensors, so trials share it."""
     tp = cfg.trainer_params
     key = json.dumps([asdict(cfg.data), asdict(cfg.model.physical), cfg.run_params.dtype,
                       list(tp.train_sim), list(tp.val_sim), list(tp.test_sim)], sort_keys=True, default=str)
@@ -115,8 +102,11 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
             if after_epoch is not None:
                 after_epoch(metrics["epoch"], _trial_dir(spec))
             row = {**metrics, **extra}
-            if metrics["epoch"] >= spec.max_t:  # complete: artefacts before the last report (ASHA ends the trial there)
-                row.update(_final_artefacts(trainer, _trial_dir(spec)))
+            if metrics["epoch"] >= spec.max_t:  # complete: figures and test metrics before ASHA ends the trial
+                write_figures(trainer, _trial_dir(spec))
+                if len(trainer.dataset.test):
+                    test = evaluate_trainer(trainer, _trial_dir(spec)).items()
+                    row.update({k: v for k, v in test if k.startswith("test_")})
             reported.append(row)
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
@@ -130,23 +120,9 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
 
 
-def _final_artefacts(trainer, trial_dir: Path) -> dict[str, Any]:
-    """Figures and, where there is a test split, ``test_metrics.json`` in the trial directory
-    (as ``hyco train`` writes them); returns the test metrics."""
-    write_figures(trainer, trial_dir)
-    if not len(trainer.dataset.test):
-        return {}
-    return {k: v for k, v in evaluate_trainer(trainer, trial_dir).items() if k.startswith("test_")}
-
-
 def _trial_dir(spec: SweepSpec) -> Path:
-    """The trial's directory in the sweep directory (``Path.cwd()`` outside a Tune session).
-
-    Tune's ``get_trial_dir()`` names a staging directory that is synced to the sweep directory
-    for a fresh worker, but an unsynced working directory for a reused one (Ray 2.60,
-    ``FunctionTrainable.reset_config``): a reused worker's files would be lost. With a local (or
-    NFS) sweep directory the trial writes straight into ``<sweep dir>/trial_<id>``.
-    """
+    """``<sweep dir>/trial_<id>`` (``Path.cwd()`` outside Tune). Not ``get_trial_dir()``: for a reused
+    worker that is an unsynced working directory (Ray 2.60, ``FunctionTrainable.reset_config``)."""
     try:
         context = tune.get_context()
         trial_id = context.get_trial_id()
