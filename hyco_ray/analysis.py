@@ -46,14 +46,11 @@ class TrialRecord:
         return self.history[-1] if self.history else {}
 
     def value(self, metric: str) -> float:
-        v = self.final.get(metric)
-        return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
+        return float(v) if isinstance(v := self.final.get(metric), (int, float)) else math.nan
 
     def outcome(self, max_t: int) -> str:
-        if self.status == "ERROR":
-            return "error"
         if self.status != "TERMINATED":
-            return "unfinished"
+            return "error" if self.status == "ERROR" else "unfinished"
         if "training_error" in self.final:
             return "diverged"
         return "complete" if self.epochs >= max_t else "stopped"
@@ -80,23 +77,14 @@ class Sweep:
 
 
 def _read_history(trial_dir: Path) -> list[dict]:
-    """Epoch rows of Tune's ``result.json``, completed from the latest checkpoint's history.
-
-    Ray copies the storage's (possibly stale) ``result.json`` over its own when a failed trial
-    restarts, so rows reported shortly before a crash can be missing there; every checkpoint
-    holds the whole history (written by the trainable), so nothing is lost.
-    """
+    """Epoch rows of Tune's ``result.json``, completed from the latest checkpoint's whole history:
+    a restarted trial's ``result.json`` can lack the rows reported just before its crash."""
     rows: dict[int, dict] = {}
-    checkpoints = sorted(trial_dir.glob("checkpoint_*/history.json"))
-    if checkpoints:
-        for row in json.loads(checkpoints[-1].read_text()):
-            rows[int(row["epoch"])] = row
-    path = trial_dir / "result.json"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[int(row.get("epoch", row.get("training_iteration", len(rows) + 1)))] = row
+    for checkpoint in sorted(trial_dir.glob("checkpoint_*/history.json"))[-1:]:
+        rows.update((int(row["epoch"]), row) for row in json.loads(checkpoint.read_text()))
+    results = trial_dir / "result.json"
+    lines = filter(str.strip, results.read_text().splitlines()) if results.is_file() else ()
+    rows.update((int(row.get("epoch", row["training_iteration"])), row) for row in map(json.loads, lines))
     return [rows[k] for k in sorted(rows)]
 
 

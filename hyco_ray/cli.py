@@ -1,6 +1,6 @@
 """The ``hyco`` command: train / data / evaluate (library only) and tune / export / report (Ray).
 
-Ray is imported only by the sweep subcommands, so ``hyco train`` starts fast and debugs easily.
+Ray is imported only when a sweep starts, so ``hyco train`` starts fast and debugs easily.
 """
 
 from __future__ import annotations
@@ -19,22 +19,25 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
+
+from hyco.config import available_configs, load_config, load_config_file
+from hyco.errors import HycoError, TrainingError
+from hyco_ray import sweep
+from hyco_ray.analysis import export_best, write_report
+from hyco_ray.space import load_space
+
 
 def _load(args: argparse.Namespace):
-    from hyco.config import load_config, load_config_file
-
     if args.config_file:
         overrides = ([args.config] if args.config else []) + args.overrides
         return load_config_file(args.config_file, overrides)
     if not args.config:
-        from hyco.config import available_configs
-
         raise SystemExit(f"hyco: name a config ({', '.join(available_configs())}) or pass --config-file")
     return load_config(args.config, args.overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hyco.errors import HycoError
     from hyco.run import train_run
 
     if args.resume and not args.run_dir:
@@ -104,26 +107,23 @@ def _stop_when_orphaned(parent: int) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from hyco_ray.space import load_space
-    from hyco_ray.sweep import debug_run, plan_text, run_sweep
-
     flags = {"name": args.name, "num_samples": args.num_samples, "storage_path": args.storage_path,
              "max_concurrent": args.max_concurrent, "metric": args.metric, "mode": args.mode,
              "resources.gpu": args.gpus_per_trial}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
     spec = load_space(args.space, overrides)
     if args.dry_run:
-        print(plan_text(spec, address=args.address, num_cpus=args.num_cpus, resume=args.resume))
+        print(sweep.plan_text(spec, address=args.address, num_cpus=args.num_cpus, resume=args.resume))
         return 0
     if args.debug:
-        final = debug_run(spec, run_dir=args.run_dir, seed=args.seed)
+        final = sweep.debug_run(spec, run_dir=args.run_dir, seed=args.seed)
         print(", ".join(f"{k}={final[k]}" for k in ("epoch", spec.metric, "param_error") if k in final))
         return 0
     if args.console and not args.in_session:  # the console command: the sweep runs in its own session
         return _run_in_own_session(args.argv)
     if args.in_session:
         _stop_when_orphaned(os.getppid())
-    outcome = run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
+    outcome = sweep.run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
     print(f"sweep directory: {outcome.experiment_dir} ({outcome.wall_s:.0f} s)")
     if outcome.exit_code == 130:
         again = [a for a in args.argv if a not in ("--resume", "--in-session")]
@@ -134,18 +134,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hyco_ray.analysis import export_best
-
     path = export_best(args.sweep_dir, args.output, trial_id=args.trial)
     print(f"wrote {path}; run it with: hyco train --config-file {path}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from hyco_ray.analysis import write_report
-
     files = write_report(args.sweep_dirs[0], args.output, compare=args.sweep_dirs[1:])
     print("\n".join(f"{kind}: {path}" for kind, path in files.items()))
     if "compare_csv" in files:  # the comparison table
@@ -233,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", message="Sparse")
     logging.getLogger("Φ-ML").setLevel(logging.WARNING)  # its backend line, twice, on every command
-    from hyco.errors import HycoError, TrainingError
-
     try:
         return args.func(args)
     except TrainingError as exc:  # not a user mistake: the run itself failed (e.g. diverged)

@@ -1,10 +1,8 @@
 """Leftovers of a killed sweep: the Ray processes a SIGKILLed ``hyco tune`` left, ended at the next start.
 
-A driver that starts a local Ray keeps ``<pid>.json`` in :func:`state_dir`: its pid and start time,
-and those of every process under it (GCS, raylet, agents, log monitor, workers), refreshed every few
-seconds. A clean exit deletes the file. A file whose driver is gone names a killed sweep: its
-processes still running with the same pid *and* start time are ended. Another user's or another
-live sweep's Ray is never touched.
+A driver that starts a local Ray keeps ``<pid>.json`` in :func:`state_dir`: (pid, start time) of itself
+and of every process under it, refreshed every few seconds, deleted on a clean exit. If its driver is
+gone, the processes still running with the same pid *and* start time are ended; no other Ray is touched.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The Optuna searcher of a sweep: early-stopped trials are told to Optuna as PRUNED.
-
-Ray's ``OptunaSearch`` tells Optuna COMPLETE with the short-run loss of a trial that ASHA
-stopped, which misleads TPE (a 1-epoch loss is compared with 8-epoch losses). This searcher
-uses Optuna's public ask-and-tell interface instead: every epoch is an intermediate value
-(``trial.report(value, epoch)``), a trial that stops before ``max_t`` epochs without an error
-is told ``TrialState.PRUNED``, and each Optuna trial carries its Ray trial id as the user
-attribute ``ray_trial_id``.
+"""The Optuna searcher of a sweep, on Optuna's public ask-and-tell interface: each epoch is an
+intermediate value, a trial stopped before ``max_t`` is PRUNED (Ray's ``OptunaSearch`` tells its
+short-run loss as COMPLETE, which misleads TPE), each trial has the user attribute ``ray_trial_id``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Registries of what a sweep is built from: schedulers, Optuna samplers and logger callbacks.
-
-Each entry is a small builder found by the name in the space file (``scheduler.type``,
-``searcher.sampler``, ``callbacks``); a new scheduler (PBT) or sampler (a multi-objective one) is
-one more entry. Builders import Ray, Optuna and MLflow themselves, so checking a space file's
-names imports none of them. An entry whose package is optional names it in ``requires``.
+"""Registries of what a sweep is built from, by the names in the space file: schedulers
+(``scheduler.type``), Optuna samplers (``searcher.sampler``) and logger ``callbacks``. Builders import
+Ray and MLflow themselves (checking a name imports neither); an optional package is named in ``requires``.
 """
 
 from __future__ import annotations
@@ -77,12 +74,9 @@ def build_sampler(spec, seed: int | None = None):
 
 def study_storage_url(spec, experiment_dir: str) -> str | None:
     """The study's database: ``auto`` puts a SQLite file into a local sweep directory."""
-    storage = spec.searcher.storage
-    if storage == "auto":
-        if "://" in experiment_dir:  # s3:// etc.: no SQLite there; the study lives in memory
-            return None
-        return f"sqlite:///{experiment_dir}/optuna.db"
-    return storage
+    if spec.searcher.storage != "auto":
+        return spec.searcher.storage
+    return None if "://" in experiment_dir else f"sqlite:///{experiment_dir}/optuna.db"  # s3:// etc.: in memory
 
 
 def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
