@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import warnings
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -43,9 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.run_dir:
         raise HycoError("--resume needs --run-dir: the run directory to continue")
     cfg = _load(args)
-    run_dir = Path(args.run_dir) if args.run_dir else (
-        Path(cfg.run_params.output_dir) / f"{cfg.run_params.experiment_name}-{datetime.now():%Y%m%d-%H%M%S}"
-    )
+    stamped = Path(cfg.run_params.output_dir) / f"{cfg.run_params.experiment_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(args.run_dir or stamped)
     final = train_run(cfg, run_dir, resume=args.resume)
     shown = {k: final[k] for k in ("epoch", "val_loss", "val_loss_physical", "param_error", "theta") if k in final}
     shown.update({k: v for k, v in final.items() if k.startswith("test_")})
@@ -87,10 +87,8 @@ def _run_in_own_session(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: child.send_signal(signal.SIGINT))
     rc = child.wait()
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     return rc
 
 
@@ -107,11 +105,8 @@ def _stop_when_orphaned(parent: int) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    flags = {"name": args.name, "num_samples": args.num_samples, "storage_path": args.storage_path,
-             "max_concurrent": args.max_concurrent, "metric": args.metric, "mode": args.mode,
-             "resources.gpu": args.gpus_per_trial}
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
-    spec = load_space(args.space, overrides)
+    flags = [f"{key}={v}" for *_, key, _ in SPACE_FLAGS if (v := getattr(args, key)) is not None]
+    spec = load_space(args.space, flags + args.overrides)
     if args.dry_run:
         print(sweep.plan_text(spec, address=args.address, num_cpus=args.num_cpus, resume=args.resume))
         return 0
@@ -145,6 +140,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     if "compare_csv" in files:  # the comparison table
         print(pd.read_csv(files["compare_csv"]).to_string(index=False))
     return 0
+
+
+#: flags that set a space field: flag, type, the field, help
+SPACE_FLAGS = [
+    ("--name", str, "name", "sweep name (overrides the file's name)"),
+    ("--storage-path", str, "storage_path", "where sweep directories go (overrides the file's storage_path)"),
+    ("--num-samples", int, "num_samples", "number of trials"),
+    ("--max-concurrent", int, "max_concurrent", "trials running at once"),
+    ("--metric", str, "metric", "metric to optimise (default: the file's, else val_loss)"),
+    ("--mode", str, "mode", "min or max: minimise or maximise --metric"),
+    ("--gpus-per-trial", float, "resources.gpu", "GPUs per trial (fractions share a GPU)"),
+]
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -184,18 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--address", help="Ray cluster address (ip:port or auto); default: RAY_ADDRESS, else a new local Ray")
     tune.add_argument("--resume", action="store_true", help="continue an interrupted sweep; finished trials are kept")
     tune.add_argument("--debug", action="store_true", help="run the sweep's first sampled config in-process without Ray")
-    for flag, kind, text in [
-        ("--name", str, "sweep name (overrides the file's name)"),
-        ("--storage-path", str, "where sweep directories go (overrides the file's storage_path)"),
-        ("--num-samples", int, "number of trials"), ("--max-concurrent", int, "trials running at once"),
-        ("--metric", str, "metric to optimise (default: the file's, else val_loss)"),
-        ("--gpus-per-trial", float, "GPUs per trial (fractions share a GPU)"),
-        ("--num-cpus", int, "CPUs of the embedded local Ray (default: all)"),
-        ("--run-dir", str, "--debug: run directory (default <storage_path>/<name>-debug-<time>)"),
-        ("--seed", int, "--debug: sampler seed (default searcher.seed: the sweep's first trial)"),
+    for flag, kind, key, text in SPACE_FLAGS + [
+        ("--num-cpus", int, "num_cpus", "CPUs of the embedded local Ray (default: all)"),
+        ("--run-dir", str, "run_dir", "--debug: run directory (default <storage_path>/<name>-debug-<time>)"),
+        ("--seed", int, "seed", "--debug: sampler seed (default searcher.seed: the sweep's first trial)"),
     ]:
-        tune.add_argument(flag, type=kind, help=text)
-    tune.add_argument("--mode", choices=("min", "max"), help="minimise or maximise --metric")
+        tune.add_argument(flag, type=kind, dest=key, help=text)
     tune.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)
     tune.set_defaults(func=cmd_tune)
 
@@ -229,12 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("Φ-ML").setLevel(logging.WARNING)  # its backend line, twice, on every command
     try:
         return args.func(args)
-    except TrainingError as exc:  # not a user mistake: the run itself failed (e.g. diverged)
-        print(f"hyco: error: {exc}", file=sys.stderr)
-        return 1
     except HycoError as exc:
         print(f"hyco: error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, TrainingError) else 2  # 1: the run itself failed (e.g. diverged)
 
 
 if __name__ == "__main__":
