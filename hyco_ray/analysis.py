@@ -89,9 +89,8 @@ def _read_history(trial_dir: Path) -> list[dict]:
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Trials of a local sweep directory, read from JSON only (Tune's experiment states, each
-    trial's ``result.json`` and checkpoint history); no pickle in the directory is loaded. A later
-    run in the same directory (trials added by ``--resume``) adds its own experiment state."""
+    """Trials of a local sweep directory from JSON only (Tune's experiment states, oldest first, each
+    trial's ``result.json`` and checkpoint history): no pickle in the directory is loaded."""
     path = Path(path).expanduser().resolve()
     spec, states = load_saved_spec(path), {}
     for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first

@@ -80,9 +80,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_in_own_session(argv: list[str]) -> int:
-    """Run the sweep driver (and so its Ray) in a session of its own. A SIGTERM to our process group
-    (``timeout``, job schedulers) or Ctrl-C reaches only this process, which passes it on as Ctrl-C:
-    the sweep stops cleanly and resumably. Processes left in that session are then ended by pid."""
+    """Run the sweep driver (and its Ray) in a session of its own: a SIGTERM to our process group
+    (``timeout``, job schedulers) or Ctrl-C reaches it as Ctrl-C, so the sweep stops resumably."""
     child = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", *argv, "--in-session"], start_new_session=True)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: child.send_signal(signal.SIGINT))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import optuna
+
 from hyco.registry import Registry
 
 #: the per-epoch counter a trial reports; it continues across restores from a checkpoint
@@ -41,15 +43,11 @@ def asha_scheduler(spec):
 
 @SAMPLERS.register("tpe")
 def tpe_sampler(searcher, seed):
-    import optuna
-
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=searcher.n_startup_trials, constant_liar=True)
 
 
 @SAMPLERS.register("random")
 def random_sampler(searcher, seed):
-    import optuna
-
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -82,8 +80,6 @@ def study_storage_url(spec, experiment_dir: str) -> str | None:
 def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
     """The Optuna searcher (``seed_offset``: trials added to an existing study draw new points);
     the study is named after the sweep unless ``searcher.study_name``."""
-    import optuna
-
     from hyco_ray.pruning import PruningOptunaSearch
 
     return PruningOptunaSearch(

@@ -161,10 +161,8 @@ def _omegaconf_error(where: str, exc: OmegaConfBaseException) -> SpaceError:
 
 
 def parse_space(data: Any, where: str = "search space", overrides: list[str] = ()) -> SweepSpec:
-    """Types and rules of a search-space mapping with ``key=value`` overrides (no config composition yet).
-
-    An override sets a space field (``num_samples=16``, ``scheduler.grace_period=2``,
-    ``space.trainer_params.alpha.high=0.5``); any other key is a config override of every trial."""
+    """Types and rules of a search-space mapping (no config composition yet) with ``key=value`` overrides:
+    of a space field (``num_samples=16``, ``space.trainer_params.alpha.high=0.5``), else of every trial's config."""
     if not isinstance(data, dict):
         raise SpaceError(f"{where}: must be a mapping of sweep fields, got {type(data).__name__}")
     fields = {f.name for f in dataclasses.fields(SweepSpec)}
@@ -274,11 +272,8 @@ def check_spec(spec: SweepSpec, where: str) -> None:
 
 
 def validate_space(spec: SweepSpec) -> SweepSpec:
-    """Compose the base config with the fixed overrides and with every bound/choice applied.
-
-    Fills ``scheduler.max_t`` (the base config's epochs) and makes ``data.cache_dir`` absolute,
-    since Ray runs trials in their own working directory.
-    """
+    """Compose the base config with the fixed overrides and with every bound/choice applied; fill
+    ``scheduler.max_t`` (the epochs) and make ``data.cache_dir`` absolute (trials run in their own cwd)."""
     def with_value(key: str, value: Any):  # Hydra composes a config group; a plain key is set on the base
         if "/" in key:
             return load_config(spec.base, spec.trial_overrides({key: value}))

@@ -225,12 +225,9 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
 
 def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, num_cpus: int | None = None,
               after_epoch=None, reuse_workers: bool = True) -> SweepOutcome:
-    """Run (or resume) the sweep of a validated spec; returns the summary it printed.
-
-    ``--resume`` first continues the interrupted trials, then starts the trials that a larger
-    ``num_samples`` adds (a new Tune run in the same directory; the Optuna study goes on).
-    ``after_epoch(epoch, trial_dir)``: a test's fault-injection hook, run in every trial.
-    ``reuse_workers=False`` starts a fresh worker process per trial (the benchmark's baseline)."""
+    """Run (or resume) the sweep of a validated spec; returns the summary it printed. ``resume``
+    continues the interrupted trials, then adds those of a larger ``num_samples`` (a new Tune run,
+    the same study). ``after_epoch(epoch, trial_dir)``: a test's fault hook, run in every trial."""
     import ray
     from ray import tune
 

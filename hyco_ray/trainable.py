@@ -53,15 +53,6 @@ def trial_dataset(cfg) -> Dataset:
     return _datasets[key]
 
 
-def cpu_share(spec: SweepSpec) -> int:
-    """torch threads for this trial: the CPUs Ray reserved for it (at least 1)."""
-    try:
-        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", spec.resources.cpu)
-    except Exception:  # noqa: BLE001 - outside a Tune session (tests, debug runs)
-        cpus = spec.resources.cpu
-    return max(1, int(cpus))
-
-
 def pick_device() -> tuple[str, dict[str, Any]]:
     """``cuda`` when Ray assigned this trial a GPU and torch can see it, else ``cpu``."""
     in_ray = ray.is_initialized()  # not in debug runs
@@ -75,12 +66,11 @@ def pick_device() -> tuple[str, dict[str, Any]]:
 def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, Path], None] | None = None) -> None:
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
-    spec = spec_from_dict(sweep)
-    threads = cpu_share(spec)
-    cfg = load_config(spec.base, spec.trial_overrides(config, threads))
+    spec = spec_from_dict(sweep)  # torch threads: the trial's CPUs (resources.cpu, as Ray reserved them)
+    cfg, trial_dir = load_config(spec.base, spec.trial_overrides(config)), _trial_dir(spec)
     device, info = pick_device()
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    (_trial_dir(spec) / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
+    (trial_dir / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
     configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
     trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
 
@@ -93,19 +83,19 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
                 reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
         restored_from = trainer.epoch
     env = environment(cfg.run_params)
-    extra = {**info, "num_threads": threads, "restored_from_epoch": restored_from,
+    extra = {**info, "num_threads": spec.num_threads, "restored_from_epoch": restored_from,
              "env": {k: str(v) for k, v in env.items()}}
 
     try:
         for metrics in trainer.fit():
             check_finite(metrics)
             if after_epoch is not None:
-                after_epoch(metrics["epoch"], _trial_dir(spec))
+                after_epoch(metrics["epoch"], trial_dir)
             row = {**metrics, **extra}
             if metrics["epoch"] >= spec.max_t:  # complete: figures and test metrics before ASHA ends the trial
-                write_figures(trainer, _trial_dir(spec))
+                write_figures(trainer, trial_dir)
                 if len(trainer.dataset.test):
-                    test = evaluate_trainer(trainer, _trial_dir(spec)).items()
+                    test = evaluate_trainer(trainer, trial_dir).items()
                     row.update({k: v for k, v in test if k.startswith("test_")})
             reported.append(row)
             with tempfile.TemporaryDirectory() as tmp:
