@@ -40,21 +40,18 @@ class PruningOptunaSearch(Searcher):
         self._trials[trial_id], self._steps[trial_id] = trial, set()
         return dict(trial.params)
 
-    def _report(self, trial_id: str, result: dict) -> None:
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
         value, step = result.get(self.metric), int(result.get(STEP_KEY) or 0)
         if trial_id not in self._trials or value is None or math.isnan(float(value)) or step in self._steps[trial_id]:
             return  # +-inf (a diverged trial) is reported: TPE must learn that region is bad
         self._trials[trial_id].report(float(value), step)
         self._steps[trial_id].add(step)
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._report(trial_id, result)
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id not in self._trials:
             return
         result = result or {}
-        self._report(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
+        self.on_trial_result(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
         trial, value = self._trials.pop(trial_id), result.get(self.metric)
         if "training_error" in result:
             trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
