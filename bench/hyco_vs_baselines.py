@@ -51,8 +51,9 @@ CASES = {  # case -> problem -> (region or None, noise)
 METHODS = {  # (method, setting) -> overrides
     ("physics_only", "-"): ["run_params.model_type=physical"],
     ("synthetic_only", "-"): ["run_params.model_type=synthetic"],
-    ("hyco", "default"): [],  # the shipped defaults: alpha_S 0.5, alpha_P 0.9, region unobserved
-    ("hyco", "region_all"): ["trainer_params.interaction_region=all"],  # L_int on the whole domain
+    ("hyco", "default"): [],  # the shipped defaults: alpha_S 0.5, alpha_P 0.99, region unobserved
+    ("hyco", "alpha_p_0.9"): ["trainer_params.physical.alpha=0.9"],  # the default before the 40-epoch table
+    ("hyco", "region_all_alpha_p_0.9"): ["trainer_params.interaction_region=all", "trainer_params.physical.alpha=0.9"],
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "hyco_vs_baselines.json"
 
@@ -139,6 +140,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--methods", default=None, help="comma-separated method:setting labels (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -148,7 +150,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for case in args.cases.split(","):
             for problem in CASES[case]:
-                for method in METHODS:
+                for method in METHODS if not args.methods else [tuple(m.split(":")) for m in args.methods.split(",")]:
                     for seed in range(args.seeds):
                         record = run(problem, case, method, seed, args.epochs, cache)
                         records.append(record)

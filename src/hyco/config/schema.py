@@ -95,7 +95,7 @@ class PhysicalTrainerConfig:
     # True: the iterate at max_iterations is kept (HYCO takes a few iterations per epoch by design)
     suppress_convergence_errors: bool = True
     # P's data weight: minimises alpha * L_data(P) + (1 - alpha) * L_int(P, S) (S's is trainer_params.alpha)
-    alpha: float = 0.9
+    alpha: float = 0.99
     # optimise the observed sims' initial states with theta (removes the errors-in-variables
     # bias of rollouts from noisy starts); frame 0 then counts as an observed frame
     fit_initial_state: bool = True
