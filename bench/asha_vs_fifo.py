@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         bm = [r["best"] / f["best"] for r, f in zip(rows, fifo)]
         table[label] = {"rungs": rungs(grace, factor, args.epochs) if grace else [],
                         "trial_epochs": [r["trial_epochs"] for r in rows], "best": [r["best"] for r in rows],
+                        "best_params": [r["best_params"] for r in rows],
                         "trial_epochs_ratio": statistics.mean(te), "best_metric_ratio": statistics.mean(bm),
                         "worst_best_metric_ratio": max(bm), "wall_s": [r["wall_s"] for r in rows]}
         lines.append(
