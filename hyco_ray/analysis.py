@@ -342,8 +342,12 @@ def plot_pareto(sweep: Sweep):
                        marker="*" if t is knee else "o", zorder=3)
             ax.annotate(f"{t.trial_id}: {short_label(t.params)}", (t.value(names[0]), t.value(names[1])),
                         textcoords="offset points", xytext=(6, 4), fontsize=8)
+    scales = []
+    for name in names:  # log where the values span a decade
+        values = [v for t in sweep.trials if math.isfinite(v := t.value(name))]
+        scales.append("log" if values and min(values) > 0 and max(values) > 10 * min(values) else "linear")
     ax.set(xlabel=f"{names[0]} ({sweep.spec.objectives[names[0]]})", ylabel=f"{names[1]} ({sweep.spec.objectives[names[1]]})",
-           xscale="log", yscale="log", title=f"{sweep.path.name}: Pareto front ({len(front)} trials, red; * knee) of "
+           xscale=scales[0], yscale=scales[1], title=f"{sweep.path.name}: Pareto front ({len(front)} trials, red; * knee) of "
            f"{len(sweep.trials)} trials (hollow: stopped early)")
     fig.tight_layout()
     return fig
