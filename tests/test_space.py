@@ -298,6 +298,8 @@ def test_multi_objective_space_loads_with_directions(tmp_path):
     assert spec.multi_objective and spec.directions == ["minimize", "minimize"] and spec.metric == "val_loss"
     assert spec_from_dict(spec.to_dict()).objectives == MO
     assert set(sample_params(spec)) == set(spec.space)
+    shipped = load_space(SPACES / "burgers_pareto.yaml")
+    assert list(shipped.objectives) == ["val_loss_synthetic", "val_loss_physical"] and shipped.metric == "val_loss"
 
 
 def test_multi_objective_mistakes_are_one_line_each(tmp_path, capsys):
