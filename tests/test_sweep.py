@@ -531,3 +531,44 @@ def test_export_of_a_front_member_reruns_to_its_objectives(mo_sweep, tmp_path):
     last = [json.loads(line) for line in (tmp_path / "rerun" / "metrics.jsonl").read_text().splitlines()][-1]
     for key in OBJECTIVES:
         assert abs(last[key] - member.final[key]) / abs(member.final[key]) < 1e-6, (key, last[key], member.final[key])
+
+
+def test_multi_objective_sweep_resumes_after_sigterm_without_rerunning(tmp_path):
+    """Issue 12: a multi-objective sweep stopped by SIGTERM to its group resumes with the printed hint;
+    finished trials are not run again and every trial reaches the MO study with its last values."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="moresume", num_samples=4, max_concurrent=2,
+                        scheduler={"type": "fifo"}, checkpoint_period_s=2, objectives=OBJECTIVES)
+    exp_dir = tmp_path / "sweeps" / "moresume"
+    log_path = tmp_path / "first.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space)], stdout=log,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        try:
+            deadline = time.time() + 240
+            while len(_finished(exp_dir, 3)) < 1:
+                assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGTERM)
+            rc = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert rc == 130, log_path.read_text()[-3000:]
+    hint = log_path.read_text().split("continue it with: ")[1].splitlines()[0]
+    interrupted = load_sweep(exp_dir)
+    finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
+    assert finished and (len(interrupted.trials) < 4 or interrupted.by_outcome("unfinished"))
+
+    from hyco_ray.cli import main
+
+    assert main(shlex.split(hint)[1:] + ["--num-cpus", "2"]) == 0
+    resumed = load_sweep(exp_dir)
+    assert [t.outcome(3) for t in resumed.trials] == ["complete"] * 4
+    for trial_id, before in finished.items():
+        assert Path(exp_dir, f"trial_{trial_id}", "result.json").read_text() == before, f"{trial_id} ran again"
+    study = optuna.load_study(study_name="moresume", storage=f"sqlite:///{exp_dir}/optuna.db")
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_ray_id) == sorted(t.trial_id for t in resumed.trials)
+    for t in resumed.trials:
+        assert by_ray_id[t.trial_id].state == optuna.trial.TrialState.COMPLETE
+        assert by_ray_id[t.trial_id].values == [t.final[k] for k in OBJECTIVES]
