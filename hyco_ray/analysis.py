@@ -1,5 +1,10 @@
 """Read a finished (or interrupted) sweep directory: summary, best-config export, report.
 
+A multi-objective sweep (``objectives`` in its space) has a Pareto front: its complete trials that no
+other complete trial dominates (as good in every objective, better in one). Its default export is the
+front's knee: the member closest (Euclidean) to the utopia point after scaling each objective to
+[0, 1] over the front (0: the front's best value of that objective).
+
 A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
 retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
 """
@@ -76,6 +81,39 @@ class Sweep:
         raise HycoError(f"no trial {trial_id!r} in {self.path}")
 
 
+    def pareto_front(self) -> list[TrialRecord]:
+        """Complete trials with finite objectives that no other such trial dominates, in finishing order."""
+        spec = self.spec
+        signs = [1.0 if m == "min" else -1.0 for m in spec.objectives.values()]
+        points = {id(t): [s * t.value(k) for s, k in zip(signs, spec.objectives)] for t in self.by_outcome("complete")}
+        candidates = [t for t in self.by_outcome("complete") if all(map(math.isfinite, points[id(t)]))]
+
+        def dominates(a: list[float], b: list[float]) -> bool:
+            return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+        return [t for t in candidates if not any(dominates(points[id(o)], points[id(t)]) for o in candidates)]
+
+    def knee(self) -> TrialRecord:
+        """The default pick of a multi-objective sweep: the front member closest to the utopia point,
+        each objective scaled to [0, 1] over the front (the first such trial to finish on a tie)."""
+        front = self.pareto_front()
+        if not front:
+            raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with finite objectives")
+        scaled = []
+        for name, mode in self.spec.objectives.items():
+            values = [t.value(name) * (1 if mode == "min" else -1) for t in front]
+            low, span = min(values), max(values) - min(values)
+            scaled.append([(v - low) / span if span > 0 else 0.0 for v in values])
+        distances = [math.hypot(*column) for column in zip(*scaled)]
+        return front[distances.index(min(distances))]
+
+    def default_pick(self, trial_id: str | None = None) -> TrialRecord:
+        """What ``hyco export`` writes: the named trial, else the knee (multi-objective) or the best trial."""
+        if trial_id is None and self.spec.multi_objective:
+            return self.knee()
+        return self.best(trial_id)
+
+
 def _read_history(trial_dir: Path) -> list[dict]:
     """Epoch rows of Tune's ``result.json``, completed from the latest checkpoint's whole history:
     a restarted trial's ``result.json`` can lack the rows reported just before its crash."""
@@ -131,6 +169,8 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
         lines.append(f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}")
         lines += [f"    {k}={_fmt(v)}" for k, v in best.params.items()]
         lines.append(f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml")
+    if spec.multi_objective:
+        lines += _front_lines(sweep)
     stopped = Counter(t.epochs for t in sweep.by_outcome("stopped"))
     if spec.scheduler.type != "asha":
         lines.append(f"early stopping: none (scheduler {spec.scheduler.type})")
@@ -148,10 +188,28 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _front_lines(sweep: Sweep) -> list[str]:
+    """The Pareto front's trials (objectives, settings), the knee marked."""
+    objectives = sweep.spec.objectives
+    front = sweep.pareto_front()
+    head = ", ".join(f"{mode} {name}" for name, mode in objectives.items())
+    if not front:
+        return [f"Pareto front ({head}): empty (no complete trial with finite objectives)"]
+    knee = sweep.knee()
+    lines = [f"Pareto front ({head}): {len(front)} of {len(sweep.by_outcome('complete'))} complete trials "
+             "(stopped trials are not on it; * the knee, hyco export's default)"]
+    for t in front:
+        values = ", ".join(f"{name} = {_fmt(t.value(name))}" for name in objectives)
+        lines.append(f"  {'*' if t is knee else ' '} {t.trial_id}: {values}; {short_label(t.params)}")
+    lines.append(f"    export a front member: hyco export {sweep.path} --trial ID -o member.yaml")
+    return lines
+
+
 def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = None) -> Path:
-    """Write the config the best trial ran (saved in its directory); ``hyco train --config-file`` reruns it."""
+    """Write the config a trial ran (saved in its directory): ``trial_id``, else the best trial, or the
+    knee of a multi-objective sweep's front; ``hyco train --config-file`` reruns it."""
     sweep = load_sweep(sweep_dir)
-    spec, trial = sweep.spec, sweep.best(trial_id)
+    spec, trial = sweep.spec, sweep.default_pick(trial_id)
     saved = Path(trial.path) / "hyco_config.yaml"
     if not saved.is_file():
         raise HycoError(f"{saved} is missing: the trial's config was not saved")
@@ -159,7 +217,8 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     env = trial.final.get("env", {})
     header = [
         f"# hyco export {datetime.now():%Y-%m-%d %H:%M}: trial {trial.trial_id} of sweep {spec.name} ({sweep.path})",
-        f"# {spec.metric} = {_fmt(trial.value(spec.metric))} after {trial.epochs} epochs; "
+        f"# {', '.join(f'{k} = {_fmt(trial.value(k))}' for k in dict.fromkeys([spec.metric, *spec.objectives]))} "
+        f"after {trial.epochs} epochs; "
         + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
         f"# base config {spec.base!r} with overrides: {' '.join(spec.trial_overrides(trial.params, threads))}",
         "# trial environment: " + ", ".join(f"{k}={v}" for k, v in env.items()),
@@ -192,6 +251,7 @@ def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:
     spec = sweep.spec
     table = pd.DataFrame([{"trial_id": t.trial_id, "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
                            "trial-epochs": len(t.history), spec.metric: t.value(spec.metric), "param_error": t.value("param_error"),
+                           **{k: t.value(k) for k in spec.objectives},
                            "failures": t.num_failures, **{k: t.params.get(k) for k in spec.space}}
                           for t in sweep.trials])
     keys = {"_done": table.outcome != "complete", "_value": table[spec.metric] * (1 if spec.mode == "min" else -1)}
@@ -260,6 +320,39 @@ def plot_compare(sweeps: list[Sweep]):
     return fig
 
 
+def plot_pareto(sweep: Sweep):
+    """The first two objectives of every trial with finite values (hollow grey: stopped early or
+    diverged; blue: complete), the Pareto front highlighted, joined and labelled by its settings."""
+    names = list(sweep.spec.objectives)[:2]
+    front = sweep.pareto_front()
+    knee = sweep.knee() if front else None
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    for t in sweep.trials:
+        x, y = (t.value(n) for n in names)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        complete = t.outcome(sweep.spec.max_t) == "complete"
+        ax.scatter(x, y, s=30, facecolors="tab:blue" if complete else "none", edgecolors="tab:blue" if complete else "grey",
+                   alpha=0.5, zorder=2)
+    if front:
+        line = sorted(front, key=lambda t: t.value(names[0]))
+        ax.plot([t.value(names[0]) for t in line], [t.value(names[1]) for t in line], "-", color="tab:red", zorder=1)
+        for t in front:
+            ax.scatter(t.value(names[0]), t.value(names[1]), s=90 if t is knee else 60, color="tab:red",
+                       marker="*" if t is knee else "o", zorder=3)
+            ax.annotate(f"{t.trial_id}: {short_label(t.params)}", (t.value(names[0]), t.value(names[1])),
+                        textcoords="offset points", xytext=(6, 4), fontsize=8)
+    scales = []
+    for name in names:  # log where the values span a decade
+        values = [v for t in sweep.trials if math.isfinite(v := t.value(name))]
+        scales.append("log" if values and min(values) > 0 and max(values) > 10 * min(values) else "linear")
+    ax.set(xlabel=f"{names[0]} ({sweep.spec.objectives[names[0]]})", ylabel=f"{names[1]} ({sweep.spec.objectives[names[1]]})",
+           xscale=scales[0], yscale=scales[1], title=f"{sweep.path.name}: Pareto front ({len(front)} trials, red; * knee) of "
+           f"{len(sweep.trials)} trials (hollow: stopped early)")
+    fig.tight_layout()
+    return fig
+
+
 def plot_study(study, out: Path) -> dict[str, Path]:
     """Optuna's own figures: importances, slice and parallel-coordinate plots."""
     files = {}
@@ -286,13 +379,14 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     out.mkdir(parents=True, exist_ok=True)
     table, study = trials_table(sweep, ranked=True), load_study(sweep)
     files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out),
+             **({"pareto": save(plot_pareto(sweep), out / "pareto.png")} if sweep.spec.multi_objective else {}),
              "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}
     table.to_csv(files["csv"], index=False)
     importances, note = param_importances(study)
     files["importances"].write_text(json.dumps({"importances": importances, "note": note}, indent=2))
     imp = "\n".join(f"- {k}: {v:.3f}" for k, v in importances.items()) or f"- {note}"
     text = (summary_text(sweep) + "\n## trials\n\n" + _markdown(table) + f"\n## parameter importances ({note})\n\n{imp}\n\n"
-            + "".join(f"![{k}]({k}.png)\n" for k in ("curves", "importance", "slice", "parallel") if k in files))
+            + "".join(f"![{k}]({k}.png)\n" for k in ("pareto", "curves", "importance", "slice", "parallel") if k in files))
     if others:
         stem, stats = f"compare-{others[-1].path.name}", pd.DataFrame([sweep_stats(s) for s in (sweep, *others)])
         stats.to_csv(files.setdefault("compare_csv", out / f"{stem}.csv"), index=False)

@@ -199,10 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)
     tune.set_defaults(func=cmd_tune)
 
-    export = sub.add_parser("export", help="write the best trial's full config for hyco train --config-file")
+    export = sub.add_parser(
+        "export", help="write the best trial's full config for hyco train --config-file",
+        description="Default pick: the best complete trial by the sweep's metric; for a multi-objective sweep the knee "
+        "of the Pareto front (the front member closest to the utopia point after scaling each objective to [0, 1] "
+        "over the front). --trial ID exports any trial (e.g. another front member, listed in summary.md).")
     export.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
     export.add_argument("-o", "--output", default="best.yaml", help="output YAML (default best.yaml)")
-    export.add_argument("--trial", help="export this trial id instead of the best")
+    export.add_argument("--trial", help="export this trial id (any trial) instead of the default pick")
     export.set_defaults(func=cmd_export)
 
     report = sub.add_parser(

@@ -1,6 +1,11 @@
 """The Optuna searcher of a sweep, on Optuna's public ask-and-tell interface: each epoch is an
 intermediate value, a trial stopped before ``max_t`` is PRUNED (Ray's ``OptunaSearch`` tells its
 short-run loss as COMPLETE, which misleads TPE), each trial has the user attribute ``ray_trial_id``.
+
+Multi-objective (``objectives``): Optuna refuses intermediate values there, so epochs are not
+reported; a trial that ran all ``max_t`` epochs is told COMPLETE with its objectives' last values; a
+trial stopped early (by ASHA on ``metric``) or diverged is told PRUNED without values: its values are
+from fewer epochs, so it stays off the Pareto front (they are kept in its user attribute ``last_values``).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ class PruningOptunaSearch(Searcher):
     """Ask Optuna for each Tune trial, report every epoch, tell early-stopped trials PRUNED."""
 
     def __init__(self, space: dict, metric: str, mode: str, sampler: optuna.samplers.BaseSampler,
-                 storage: optuna.storages.BaseStorage | None, study_name: str, max_t: int) -> None:
+                 storage: optuna.storages.BaseStorage | None, study_name: str, max_t: int,
+                 objectives: dict[str, str] | None = None) -> None:
         super().__init__(metric=metric, mode=mode)
-        self._space, self._max_t = space, int(max_t)
+        self._space, self._max_t, self._objectives = space, int(max_t), dict(objectives or {})
+        modes = list(self._objectives.values()) or [mode]
         self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
-                                          direction="minimize" if mode == "min" else "maximize")
+                                          directions=["minimize" if m == "min" else "maximize" for m in modes])
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
         self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
 
@@ -41,6 +48,8 @@ class PruningOptunaSearch(Searcher):
         return dict(trial.params)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self._objectives:
+            return  # Optuna takes no intermediate values in a multi-objective study
         value, step = result.get(self.metric), int(result.get(STEP_KEY) or 0)
         if trial_id not in self._trials or value is None or math.isnan(float(value)) or step in self._steps[trial_id]:
             return  # +-inf (a diverged trial) is reported: TPE must learn that region is bad
@@ -55,12 +64,32 @@ class PruningOptunaSearch(Searcher):
         trial, value = self._trials.pop(trial_id), result.get(self.metric)
         if "training_error" in result:
             trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
+        if self._objectives:
+            self._tell_multi(trial_id, trial, result, error)
+            return
         if error:
             state, told = TrialState.FAIL, None
         elif value is None or not math.isfinite(float(value)) or int(result.get(STEP_KEY) or 0) < self._max_t:
             state, told = TrialState.PRUNED, None
         else:
             state, told = TrialState.COMPLETE, float(value)
+        try:
+            self._study.tell(trial, told, state=state)
+        except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
+            log.warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
+
+    def _tell_multi(self, trial_id: str, trial: optuna.Trial, result: dict, error: bool) -> None:
+        """COMPLETE with every objective's last value after all epochs; else PRUNED (or FAIL) without values."""
+        values = [result.get(name) for name in self._objectives]
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        if finite:
+            trial.set_user_attr("last_values", [float(v) for v in values])
+        if error:
+            state, told = TrialState.FAIL, None
+        elif not finite or int(result.get(STEP_KEY) or 0) < self._max_t:
+            state, told = TrialState.PRUNED, None
+        else:
+            state, told = TrialState.COMPLETE, [float(v) for v in values]
         try:
             self._study.tell(trial, told, state=state)
         except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep

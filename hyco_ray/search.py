@@ -51,6 +51,17 @@ def random_sampler(searcher, seed):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+@SAMPLERS.register("nsga2")
+def nsga2_sampler(searcher, seed):
+    """NSGA-II (multi-objective sweeps only): generations of ``n_startup_trials`` trials (at least 2);
+    the first generation is random."""
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, searcher.n_startup_trials))
+
+
+#: samplers that need ``objectives`` (TPE and random take one objective or several)
+MULTI_OBJECTIVE_SAMPLERS = ("nsga2",)
+
+
 @CALLBACKS.register("mlflow")
 def mlflow_logger(spec, experiment_dir):
     """Ray's MLflow logger: a run per trial with its sampled values as params and every metric per epoch."""
@@ -86,6 +97,7 @@ def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
         space={key: p.distribution() for key, p in spec.space.items()},
         metric=spec.metric,
         mode=spec.mode,
+        objectives=spec.objectives,
         sampler=build_sampler(spec, spec.searcher.seed + seed_offset),
         storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
         study_name=spec.searcher.study_name or spec.name,

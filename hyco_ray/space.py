@@ -23,7 +23,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hyco.config import config_from_dict, config_to_dict, load_config
 from hyco.errors import ConfigError
-from hyco_ray.search import CALLBACKS, SAMPLERS, SCHEDULERS, build_sampler
+from hyco_ray.search import CALLBACKS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULERS, build_sampler
 
 #: metrics a trial reports every epoch that a sweep may optimise
 METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "train_loss")
@@ -66,7 +66,7 @@ class SchedulerSpec:
 @dataclass
 class SearcherSpec:
     type: str = "optuna"
-    sampler: str = "tpe"  # a name in hyco_ray.search.SAMPLERS: tpe | random
+    sampler: str = "tpe"  # a name in hyco_ray.search.SAMPLERS: tpe | random | nsga2 (multi-objective only)
     seed: int = 0
     n_startup_trials: int = 4
     storage: str | None = "auto"  # auto (sqlite in the sweep dir) | sqlite:///... | null (in memory)
@@ -95,6 +95,9 @@ class SweepSpec:
     overrides: list[str] = field(default_factory=list)
     metric: str = "val_loss"
     mode: str = "min"
+    # several metrics (>= 2) and their modes: a multi-objective study, a Pareto front; metric/mode
+    # stay the scalar that ASHA and the "best trial" use (by default val_loss, the geometric mean)
+    objectives: dict[str, str] = field(default_factory=dict)
     num_samples: int = 8
     max_concurrent: int = 2
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
@@ -111,6 +114,16 @@ class SweepSpec:
     def num_threads(self) -> int:
         """torch threads of one trial: its CPU share, at least 1."""
         return max(1, int(self.resources.cpu))
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.objectives)
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's study directions: one per objective, else the metric's."""
+        modes = list(self.objectives.values()) or [self.mode]
+        return ["minimize" if m == "min" else "maximize" for m in modes]
 
     @property
     def max_t(self) -> int:
@@ -244,6 +257,17 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     for key, value, ok, rule in rules:
         if not ok:
             _fail(where, key, f"is {value!r}, must be {rule}")
+    for name, mode in spec.objectives.items():
+        if name not in METRICS:
+            _fail(where, f"objectives.{name}", f"is not a metric the trainer reports; objectives are among {list(METRICS)}")
+        if mode not in ("min", "max"):
+            _fail(where, f"objectives.{name}", f"mode is {mode!r}, must be min or max")
+    if len(spec.objectives) == 1:
+        _fail(where, "objectives", f"names one metric ({next(iter(spec.objectives))}); a multi-objective sweep needs at "
+              "least 2 (for one, set metric and mode instead)")
+    if spec.searcher.sampler in MULTI_OBJECTIVE_SAMPLERS and not spec.objectives:
+        _fail(where, "searcher.sampler", f"{spec.searcher.sampler} is multi-objective: name objectives (>= 2), or use "
+              f"one of {[n for n in SAMPLERS.names() if n not in MULTI_OBJECTIVE_SAMPLERS]}")
     for name in spec.callbacks:
         if name not in CALLBACKS:
             _fail(where, "callbacks", f"{name!r} is not a callback; known: {CALLBACKS.names()}")
@@ -329,5 +353,5 @@ def spec_from_dict(data: dict) -> SweepSpec:
 def sample_params(spec: SweepSpec, seed: int | None = None) -> dict[str, Any]:
     """The sweep's first trial: its own sampler (``searcher.seed`` unless ``seed``) asked once, no Ray."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=build_sampler(spec, seed))
+    study = optuna.create_study(sampler=build_sampler(spec, seed), directions=spec.directions)
     return study.ask({key: p.distribution() for key, p in spec.space.items()}).params

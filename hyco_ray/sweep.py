@@ -101,7 +101,8 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"sweep {spec.name}{' (resume)' if resume else ''}: {spec.num_samples} trials, at most {spec.max_concurrent} at a time",
         f"base config {spec.base}; fixed overrides: {' '.join(spec.overrides)}",
         f"searched:\n{space}",
-        f"objective: {spec.mode} {spec.metric}",
+        f"objective: {spec.mode} {spec.metric}" + (f" (early stopping, best trial); Pareto front of "
+        f"{', '.join(f'{m} {k}' for k, m in spec.objectives.items())}" if spec.multi_objective else ""),
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {stop}",
         f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sea.study_name or spec.name} in "

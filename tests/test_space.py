@@ -287,3 +287,63 @@ def test_a_missing_mlflow_package_names_the_extra(tmp_path, monkeypatch, capsys)
     assert len(err.splitlines()) == 1 and "callbacks: mlflow needs the mlflow package" in err
     assert "pip install 'hyco-ray[mlflow]'" in err
     assert "unknown_tracker" in _bad(tmp_path, callbacks=["unknown_tracker"])
+
+
+MO = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
+
+
+def test_multi_objective_space_loads_with_directions(tmp_path):
+    """Issue 12: several objectives with modes; metric/mode stay the scalar of ASHA and the best trial."""
+    spec = load_space(write_space(tmp_path, objectives=MO, searcher={"sampler": "nsga2"}))
+    assert spec.multi_objective and spec.directions == ["minimize", "minimize"] and spec.metric == "val_loss"
+    assert spec_from_dict(spec.to_dict()).objectives == MO
+    assert set(sample_params(spec)) == set(spec.space)
+    shipped = load_space(SPACES / "burgers_pareto.yaml")
+    assert list(shipped.objectives) == ["val_loss_synthetic", "val_loss_physical"] and shipped.metric == "val_loss"
+
+
+def test_multi_objective_mistakes_are_one_line_each(tmp_path, capsys):
+    from hyco_ray.cli import main
+
+    assert "objectives.val_loss_synthetc: is not a metric the trainer reports" in _bad(
+        tmp_path, objectives={"val_loss_synthetc": "min", "val_loss_physical": "min"})
+    assert "objectives.val_loss_physical: mode is 'minimise'" in _bad(
+        tmp_path, objectives={"val_loss_synthetic": "min", "val_loss_physical": "minimise"})
+    assert "needs at least 2" in _bad(tmp_path, objectives={"val_loss_physical": "min"})
+    assert "searcher.sampler: nsga2 is multi-objective" in _bad(tmp_path, searcher={"sampler": "nsga2"})
+    path = write_space(tmp_path, objectives={"val_loss_synthetic": "min", "theta": "min"})
+    assert main(["tune", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hyco: error:") and "objectives.theta" in err
+
+
+def test_multi_objective_searcher_tells_values_complete_and_stopped_pruned(tmp_path):
+    """An MO study takes no intermediate values: complete trials get their objectives' last values,
+    stopped (ASHA) and diverged ones are PRUNED without values, so they stay off the front."""
+    import math
+
+    import optuna
+
+    from hyco_ray.search import build_searcher
+
+    spec = load_space(write_space(tmp_path, epochs=4, objectives=MO))
+    searcher = build_searcher(spec, f"sqlite:///{tmp_path}/study.db")
+    for trial_id in ("stopped", "complete", "crashed", "diverged"):
+        searcher.suggest(trial_id)
+    row = {"val_loss": 0.3, "val_loss_synthetic": 0.2, "val_loss_physical": 0.01}
+    for epoch in (1, 2):
+        searcher.on_trial_result("stopped", {**row, "epoch": epoch})
+    searcher.on_trial_complete("stopped", result={**row, "epoch": 3})
+    searcher.on_trial_complete("complete", result={**row, "epoch": 4})
+    searcher.on_trial_complete("crashed", error=True)
+    searcher.on_trial_complete("diverged", result={"val_loss": math.inf, "epoch": 1})
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path}/study.db")
+    assert len(study.directions) == 2
+    stopped, complete, crashed, diverged = study.trials
+    assert stopped.state == optuna.trial.TrialState.PRUNED and stopped.values is None
+    assert stopped.intermediate_values == {} and stopped.user_attrs["last_values"] == [0.2, 0.01]
+    assert complete.state == optuna.trial.TrialState.COMPLETE and complete.values == [0.2, 0.01]
+    assert crashed.state == optuna.trial.TrialState.FAIL
+    assert diverged.state == optuna.trial.TrialState.PRUNED and diverged.values is None
+    assert study.best_trials == [complete]

@@ -465,3 +465,111 @@ def test_a_killed_console_process_stops_its_driver_resumably(tmp_path):
     text = (tmp_path / "console.log").read_text()
     assert "## sweep orphan" in text and "continue it with: hyco tune" in text, text[-3000:]
     assert not (leftovers.state_dir() / f"{driver.pid}.json").exists()
+
+
+#: half the domain observed, with noise: S's and P's errors pull apart as the data weights vary
+CONFLICT = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]", "data.observation.noise=0.02"]
+OBJECTIVES = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
+
+
+@pytest.fixture(scope="module")
+def mo_sweep(tmp_path_factory):
+    """Issue 12: 8 trials of 3 epochs, FIFO (every trial complete, so every trial may be on the front),
+    NSGA-II over S's and P's data weights, one trial at a time (the same trials every run).
+
+    The objectives conflict only weakly here (S's error moves ~1% across the space in 3 epochs, P's
+    20x): fronts of 8 trials had 1-3 members over samplers tpe/nsga2 x seeds 0-3; this one has 3."""
+    tmp = tmp_path_factory.mktemp("mo")
+    space = write_space(
+        tmp, cache_dir=tmp / "cache", epochs=3, name="mo", num_samples=8, max_concurrent=1, objectives=OBJECTIVES,
+        overrides=["trainer_params.epochs=3", *SMALL, *CONFLICT],
+        space={"trainer_params.alpha": {"type": "uniform", "low": 0.02, "high": 1.0},
+               "trainer_params.physical.alpha": {"type": "uniform", "low": 0.02, "high": 1.0}},
+        searcher={"type": "optuna", "sampler": "nsga2", "seed": 0, "n_startup_trials": 4, "storage": "auto"},
+    )
+    spec = load_space(space)
+    outcome = run_sweep(spec, num_cpus=2)
+    return spec, outcome, load_sweep(outcome.experiment_dir)
+
+
+def test_multi_objective_sweep_has_a_front_and_its_figure(mo_sweep, tmp_path):
+    spec, outcome, sweep = mo_sweep
+    assert outcome.finished and len(sweep.by_outcome("complete")) == spec.num_samples
+    front = sweep.pareto_front()
+    assert len(front) >= 3, [(t.trial_id, [t.value(k) for k in OBJECTIVES]) for t in sweep.trials]
+    assert sweep.knee() in front
+    assert "Pareto front (min val_loss_synthetic, min val_loss_physical): " in outcome.summary
+    assert all(t.trial_id in outcome.summary for t in front)
+    files = write_report(outcome.experiment_dir, tmp_path / "report")
+    assert files["pareto"].name == "pareto.png" and files["pareto"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![pareto](pareto.png)" in files["markdown"].read_text()
+
+
+def test_multi_objective_study_holds_each_trials_last_result_row(mo_sweep):
+    spec, outcome, sweep = mo_sweep
+    study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{outcome.experiment_dir}/optuna.db")
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_ray_id) == sorted(t.trial_id for t in sweep.trials)
+    for trial in sweep.trials:
+        ot = by_ray_id[trial.trial_id]
+        assert ot.state == optuna.trial.TrialState.COMPLETE and ot.intermediate_values == {}
+        assert ot.values == [trial.final[k] for k in OBJECTIVES]
+    assert {t.user_attrs["ray_trial_id"] for t in study.best_trials} == {t.trial_id for t in sweep.pareto_front()}
+
+
+def test_export_of_a_front_member_reruns_to_its_objectives(mo_sweep, tmp_path):
+    from hyco_ray.cli import main
+
+    spec, outcome, sweep = mo_sweep
+    knee = sweep.knee()
+    assert main(["export", outcome.experiment_dir, "-o", str(tmp_path / "knee.yaml")]) == 0
+    assert f"trial {knee.trial_id} " in (tmp_path / "knee.yaml").read_text()
+    member = next(t for t in sweep.pareto_front() if t is not knee)
+    out = tmp_path / "member.yaml"
+    assert main(["export", outcome.experiment_dir, "--trial", member.trial_id, "-o", str(out)]) == 0
+    assert main(["train", "--config-file", str(out), "--run-dir", str(tmp_path / "rerun")]) == 0
+    last = [json.loads(line) for line in (tmp_path / "rerun" / "metrics.jsonl").read_text().splitlines()][-1]
+    for key in OBJECTIVES:
+        assert abs(last[key] - member.final[key]) / abs(member.final[key]) < 1e-6, (key, last[key], member.final[key])
+
+
+def test_multi_objective_sweep_resumes_after_sigterm_without_rerunning(tmp_path):
+    """Issue 12: a multi-objective sweep stopped by SIGTERM to its group resumes with the printed hint;
+    finished trials are not run again and every trial reaches the MO study with its last values."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="moresume", num_samples=4, max_concurrent=2,
+                        scheduler={"type": "fifo"}, checkpoint_period_s=2, objectives=OBJECTIVES)
+    exp_dir = tmp_path / "sweeps" / "moresume"
+    log_path = tmp_path / "first.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space)], stdout=log,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        try:
+            deadline = time.time() + 240
+            while len(_finished(exp_dir, 3)) < 1:
+                assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGTERM)
+            rc = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert rc == 130, log_path.read_text()[-3000:]
+    hint = log_path.read_text().split("continue it with: ")[1].splitlines()[0]
+    interrupted = load_sweep(exp_dir)
+    finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
+    assert finished and (len(interrupted.trials) < 4 or interrupted.by_outcome("unfinished"))
+
+    from hyco_ray.cli import main
+
+    assert main(shlex.split(hint)[1:] + ["--num-cpus", "2"]) == 0
+    resumed = load_sweep(exp_dir)
+    assert [t.outcome(3) for t in resumed.trials] == ["complete"] * 4
+    for trial_id, before in finished.items():
+        assert Path(exp_dir, f"trial_{trial_id}", "result.json").read_text() == before, f"{trial_id} ran again"
+    study = optuna.load_study(study_name="moresume", storage=f"sqlite:///{exp_dir}/optuna.db")
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_ray_id) == sorted(t.trial_id for t in resumed.trials)
+    for t in resumed.trials:
+        assert by_ray_id[t.trial_id].state == optuna.trial.TrialState.COMPLETE
+        assert by_ray_id[t.trial_id].values == [t.final[k] for k in OBJECTIVES]
