@@ -44,6 +44,8 @@ SCHEDULERS = [
     ("asha g2 r3 (smoke)", 2, 3),
     ("asha g1 r3", 1, 3),
     ("asha g1 r4", 1, 4),
+    ("asha g4 r2", 4, 2),
+    ("asha g8 r2", 8, 2),
 ]
 
 #: burgers_quick's observation case: half the domain, 2 % noise (with every point observed the
