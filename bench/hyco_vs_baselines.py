@@ -82,11 +82,12 @@ def hidden_components(trainer) -> list[int]:
 def run(problem: str, case: str, method: tuple[str, str], seed: int, epochs: int, cache: str) -> dict:
     cfg = load_config(CONFIGS[problem], overrides_for(problem, case, seed, epochs, cache) + METHODS[method])
     trainer = create_trainer(cfg)
-    history, best_s, best_epoch = [], None, 0
+    history, best_s, best_epoch, best_val = [], None, 0, float("inf")
     for metrics in trainer.fit():  # S kept at its best val epoch (early stopping, the same for every method)
         history.append(metrics)
-        if best_s is None or metrics["val_loss_synthetic"] < min(m["val_loss_synthetic"] for m in history[:-1]):
-            best_s, best_epoch = copy.deepcopy(trainer.model.state_dict()), metrics["epoch"]
+        if metrics["val_loss_synthetic"] < best_val:
+            best_val, best_epoch = metrics["val_loss_synthetic"], metrics["epoch"]
+            best_s = copy.deepcopy(trainer.model.state_dict())
     last_s = trainer.evaluate(trainer.dataset.test)["loss_synthetic"]
     trainer.model.load_state_dict(best_s)
     test = trainer.evaluate(trainer.dataset.test)

@@ -212,8 +212,7 @@ class HybridTrainer:
         Each error counts from ``EXACT_FLOOR`` up: on clean data P can reproduce the val sims to
         round-off (an H200 sweep reported ``val_loss=0``), and a product with 0 would hide S."""
         if self.trains_synthetic and self.trains_physical:
-            floor = EXACT_FLOOR
-            return pymath.sqrt(max(scores["loss_synthetic"], floor) * max(scores["loss_physical"], floor))
+            return pymath.sqrt(max(scores["loss_synthetic"], EXACT_FLOOR) * max(scores["loss_physical"], EXACT_FLOOR))
         return scores["loss_synthetic"] if self.trains_synthetic else scores["loss_physical"]
 
     # ----- the epoch --------------------------------------------------------------------------------
