@@ -115,14 +115,17 @@ class Sweep:
 
 
 def _read_history(trial_dir: Path) -> list[dict]:
-    """Epoch rows of Tune's ``result.json``, completed from the latest checkpoint's whole history:
-    a restarted trial's ``result.json`` can lack the rows reported just before its crash."""
+    """The epochs behind the trial's latest checkpoint (its whole history: a restarted trial's
+    ``result.json`` can lack rows; under PBT they include the epochs of the trial it exploited), then
+    the rows of ``result.json`` after them (a diverged trial's last row has no checkpoint)."""
     rows: dict[int, dict] = {}
     for checkpoint in sorted(trial_dir.glob("checkpoint_*/history.json"))[-1:]:
         rows.update((int(row["epoch"]), row) for row in json.loads(checkpoint.read_text()))
-    results = trial_dir / "result.json"
+    results, last = trial_dir / "result.json", max(rows, default=0)
     lines = filter(str.strip, results.read_text().splitlines()) if results.is_file() else ()
-    rows.update((int(row.get("epoch", row["training_iteration"])), row) for row in map(json.loads, lines))
+    for row in map(json.loads, lines):
+        if (epoch := int(row.get("epoch", row["training_iteration"]))) > last:
+            rows[epoch] = row
     return [rows[k] for k in sorted(rows)]
 
 

@@ -6,6 +6,7 @@ Ray and MLflow themselves (checking a name imports neither); an optional package
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import optuna
@@ -39,6 +40,53 @@ def asha_scheduler(spec):
     sch = spec.scheduler
     return ASHAScheduler(time_attr=STEP_KEY, metric=spec.metric, mode=spec.mode, grace_period=sch.grace_period,
                          max_t=spec.max_t, reduction_factor=sch.reduction_factor)
+
+
+@SCHEDULERS.register("pbt")
+def pbt_scheduler(spec):
+    """Population-based training: the worst trials take over a best trial's checkpoint (the whole
+    trainer state) and go on with its settings perturbed; Tune's own random draws, seeded."""
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from hyco_ray.space import mutable_keys
+
+    sch = spec.scheduler
+    random.seed(spec.searcher.seed)  # PBT draws from Python's random
+    return PopulationBasedTraining(
+        time_attr=STEP_KEY, metric=spec.metric, mode=spec.mode, perturbation_interval=sch.perturbation_interval,
+        hyperparam_mutations={k: _mutation(spec.space[k]) for k in mutable_keys(spec)},
+        quantile_fraction=sch.quantile_fraction, resample_probability=sch.resample_probability,
+        # asynchronous: Ray 2.60's synchronous PBT never restarts a paused trial after Tuner.restore
+        custom_explore_fn=KeepInSpace({k: spec.space[k] for k in mutable_keys(spec)}), synch=False)
+
+
+def tune_domain(param):
+    """A space entry as a Tune distribution (a PBT sweep samples its population with Tune's)."""
+    from ray import tune
+
+    if param.type == "choice":
+        return tune.choice(list(param.values))
+    if param.type == "int":
+        return (tune.lograndint if param.log else tune.randint)(int(param.low), int(param.high) + 1)
+    return (tune.loguniform if param.type == "loguniform" else tune.uniform)(float(param.low), float(param.high))
+
+
+def _mutation(param):
+    return list(param.values) if param.type == "choice" else tune_domain(param)  # a list: PBT shifts to a neighbour
+
+
+class KeepInSpace:
+    """PBT's perturbation (x0.8, x1.2) can leave the space: clip floats and ints to their bounds."""
+
+    def __init__(self, space: dict) -> None:
+        self.space = space
+
+    def __call__(self, config: dict) -> dict:
+        for key, p in self.space.items():
+            if p.type != "choice":
+                value = min(max(config[key], p.low), p.high)
+                config[key] = int(round(value)) if p.type == "int" else float(value)
+        return config
 
 
 @SAMPLERS.register("tpe")

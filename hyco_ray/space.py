@@ -22,6 +22,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from hyco.config import config_from_dict, config_to_dict, load_config
+from hyco.config.schema import SCHEDULABLE
 from hyco.errors import ConfigError
 from hyco_ray.search import CALLBACKS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULERS, build_sampler
 
@@ -57,10 +58,17 @@ class Param:
 
 @dataclass
 class SchedulerSpec:
-    type: str = "asha"  # a name in hyco_ray.search.SCHEDULERS: asha | fifo
+    type: str = "asha"  # a name in hyco_ray.search.SCHEDULERS: asha | fifo | pbt
     grace_period: int = 1
     max_t: int | None = None  # defaults to trainer_params.epochs of the base config
     reduction_factor: float = 2.0
+    # pbt: every perturbation_interval epochs the worst quantile_fraction of the population takes over
+    # a best trial's checkpoint and its settings, each schedulable one perturbed (x0.8 / x1.2, or the
+    # next choice) or resampled with resample_probability. Asynchronous PBT: give the population room
+    # to run at once (resources.cpu x num_samples <= CPUs), or it runs in waves that never meet
+    perturbation_interval: int = 2
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
 
 
 @dataclass
@@ -257,6 +265,8 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     for key, value, ok, rule in rules:
         if not ok:
             _fail(where, key, f"is {value!r}, must be {rule}")
+    if sch.type == "pbt":
+        _check_pbt(spec, where)
     for name, mode in spec.objectives.items():
         if name not in METRICS:
             _fail(where, f"objectives.{name}", f"is not a metric the trainer reports; objectives are among {list(METRICS)}")
@@ -295,6 +305,28 @@ def check_spec(spec: SweepSpec, where: str) -> None:
             _fail(where, f"overrides ({item})", f"{key} is also in space; keep it in one place")
 
 
+def mutable_keys(spec: SweepSpec) -> list[str]:
+    """Space keys a PBT sweep may change during a trial (the trainer reads them every epoch)."""
+    return [k for k in spec.space if k.removeprefix("trainer_params.") in SCHEDULABLE and k.startswith("trainer_params.")]
+
+
+def _check_pbt(spec: SweepSpec, where: str) -> None:
+    sch = spec.scheduler
+    if not mutable_keys(spec):
+        _fail(where, "space", f"PBT mutates settings during training, but none of the searched keys can change: "
+              f"search at least one of {', '.join('trainer_params.' + k for k in SCHEDULABLE)}")
+    if spec.multi_objective:
+        _fail(where, "objectives", "PBT ranks trials by one metric; drop objectives or use scheduler asha/fifo")
+    if spec.num_samples < 2:
+        _fail(where, "num_samples", f"is {spec.num_samples}: a PBT population needs at least 2 trials")
+    if sch.perturbation_interval < 1:
+        _fail(where, "scheduler.perturbation_interval", f"is {sch.perturbation_interval}, must be >= 1 (epochs)")
+    if not 0 < sch.quantile_fraction <= 0.5:
+        _fail(where, "scheduler.quantile_fraction", f"is {sch.quantile_fraction}, must be in (0, 0.5]")
+    if not 0 <= sch.resample_probability <= 1:
+        _fail(where, "scheduler.resample_probability", f"is {sch.resample_probability}, must be in [0, 1]")
+
+
 def validate_space(spec: SweepSpec) -> SweepSpec:
     """Compose the base config with the fixed overrides and with every bound/choice applied; fill
     ``scheduler.max_t`` (the epochs) and make ``data.cache_dir`` absolute (trials run in their own cwd)."""
@@ -325,6 +357,9 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     elif spec.scheduler.max_t != epochs:
         _fail(where, "scheduler.max_t", f"is {spec.scheduler.max_t}, but trainer_params.epochs is {epochs}: they must "
               "agree (set max_t by overriding trainer_params.epochs, or leave max_t out)")
+    if spec.scheduler.type == "pbt" and spec.scheduler.perturbation_interval >= epochs:
+        _fail(where, "scheduler.perturbation_interval", f"is {spec.scheduler.perturbation_interval}, but a trial runs "
+              f"{epochs} epochs: PBT needs an interval shorter than max_t")
     if spec.scheduler.grace_period > epochs:
         _fail(where, "scheduler.grace_period", f"is {spec.scheduler.grace_period}, more than max_t = {epochs}")
     cache = Path(base.data.cache_dir).expanduser().resolve()

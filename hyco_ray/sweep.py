@@ -20,7 +20,7 @@ import yaml
 
 from hyco.config import load_config
 from hyco.errors import HycoError
-from hyco_ray.search import CALLBACKS, SCHEDULERS, build_searcher, study_storage_url
+from hyco_ray.search import CALLBACKS, SCHEDULERS, STEP_KEY, build_searcher, study_storage_url
 from hyco_ray.space import SweepSpec, sample_params, spec_from_dict
 
 log = logging.getLogger(__name__)
@@ -201,10 +201,20 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     if resume:
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     storage_path, name = exp_dir.rsplit("/", 1)
+    pbt = spec.scheduler.type == "pbt"  # Tune samples a PBT population itself (PBT takes no searcher)
+    if pbt:
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        # a paused trial's result.json is not in storage yet when it restarts: a warning each time
+        logging.getLogger("ray.tune.logger.logger").setLevel(logging.ERROR)
+
+        from hyco_ray.search import tune_domain
     return tune.Tuner(
         trainable,
+        param_space={k: tune_domain(p) for k, p in spec.space.items()} if pbt else None,
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
+            search_alg=BasicVariantGenerator(max_concurrent=spec.max_concurrent, random_state=spec.searcher.seed + seed_offset) if pbt
+            else build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
             scheduler=SCHEDULERS.build(spec.scheduler.type, spec),
             num_samples=spec.num_samples - seed_offset,
             max_concurrent_trials=spec.max_concurrent,
@@ -217,7 +227,9 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop={STEP_KEY: spec.max_t} if pbt else None,  # ends a trial before PBT could exploit at max_t
+            # PBT: a trial's checkpoint may be taken over after it saved more (Ray #27170): keep all
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if pbt else 2),
             callbacks=[_live_view(spec), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
             verbose=0,
         ),

@@ -25,8 +25,10 @@ import torch
 from ray import tune
 
 from hyco.config import config_to_yaml, load_config
+from hyco.config.schema import SCHEDULABLE, ScheduleStep
+from hyco.config.validate import validate
 from hyco.data import Dataset, build_dataset
-from hyco.errors import TrainingError
+from hyco.errors import HycoError, TrainingError
 from hyco.physics import make_problem
 from hyco.run import check_finite, evaluate_trainer, load_checkpoint, write_figures
 from hyco.runtime import configure, environment
@@ -67,24 +69,30 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     spec = spec_from_dict(sweep)  # torch threads: the trial's CPUs (resources.cpu, as Ray reserved them)
-    cfg, trial_dir = load_config(spec.base, spec.trial_overrides(config)), _trial_dir(spec)
-    device, info = pick_device()
-    cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    (trial_dir / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
-    configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
-    trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
-
-    restored_from, reported = 0, []
-    checkpoint = tune.get_checkpoint()
+    trial_dir, (device, info), trial_id = _trial_dir(spec), pick_device(), _trial_id()
+    state, reported = None, []  # the checkpoint's trainer state and the epochs that led to it
+    checkpoint = tune.get_checkpoint()  # this trial's own, or under PBT another's that it exploits
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            trainer.load_state_dict(load_checkpoint(Path(ckpt_dir) / STATE_FILE, map_location=device))
+            state = load_checkpoint(Path(ckpt_dir) / STATE_FILE, map_location=device)
             if (Path(ckpt_dir) / HISTORY_FILE).exists():
                 reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
-        restored_from = trainer.epoch
+    restored_from = int(state["epoch"]) if state else 0
+    settings = {k: getattr(v := config[k], "item", lambda: v)() for k in spec.space if k in config}  # numpy: plain
+    first, steps = schedule_of(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
+    cfg = load_config(spec.base, spec.trial_overrides(first))
+    cfg.trainer_params.schedule = steps
+    validate(cfg)
+    cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
+    (trial_dir / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
+    _write_lineage(trial_dir, reported[:restored_from], settings, trial_id, restored_from + 1)
+    configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
+    trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
+    if state is not None:
+        trainer.load_state_dict(state)
     env = environment(cfg.run_params)
     extra = {**info, "num_threads": spec.num_threads, "restored_from_epoch": restored_from,
-             "env": {k: str(v) for k, v in env.items()}}
+             "trial_id": trial_id, "settings": settings, "env": {k: str(v) for k, v in env.items()}}
 
     try:
         for metrics in trainer.fit():
@@ -110,18 +118,52 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
 
 
+def schedule_of(rows: list[dict], settings: dict[str, Any], next_epoch: int) -> tuple[dict, list[ScheduleStep]]:
+    """The settings a trial started with and the changes since, as ``trainer_params.schedule``: from
+    the epochs behind its checkpoint (each row carries the settings it was trained with; under PBT
+    they include the exploited trial's) and its own settings from ``next_epoch`` on."""
+    segments = [(int(r["epoch"]), r["settings"]) for r in rows if "settings" in r] + [(next_epoch, settings)]
+    first, steps, now = segments[0][1], [], segments[0][1]
+    for epoch, values in segments[1:]:
+        changed = {k: v for k, v in values.items() if now.get(k) != v}
+        fixed = sorted(k for k in changed if k.removeprefix("trainer_params.") not in SCHEDULABLE)
+        if fixed:
+            raise HycoError(f"{', '.join(fixed)} changed at epoch {epoch}, but only {', '.join(SCHEDULABLE)} "
+                            "(under trainer_params) can change during training")
+        if changed:
+            steps.append(ScheduleStep(epoch, {k.removeprefix("trainer_params."): v for k, v in changed.items()}))
+        now = values
+    return first, steps
+
+
+def _write_lineage(trial_dir: Path, rows: list[dict], settings: dict, trial_id: str | None, next_epoch: int) -> None:
+    """``schedule.json``: the trial's epochs in segments of one trainer and one setting each; a
+    segment trained by another trial is a PBT exploit (its checkpoint was taken over)."""
+    marks = [(int(r["epoch"]), r.get("trial_id"), r.get("settings")) for r in rows] + [(next_epoch, trial_id, settings)]
+    segments: list[dict] = []
+    for epoch, who, values in marks:
+        if segments and (segments[-1]["trained_by"], segments[-1]["settings"]) == (who, values):
+            continue
+        segments.append({"from_epoch": epoch, "trained_by": who, "settings": values,
+                         "exploit": bool(segments) and segments[-1]["trained_by"] != who})
+    (trial_dir / "schedule.json").write_text(json.dumps(segments, indent=1, default=str))
+
+
+def _trial_id() -> str | None:
+    try:
+        return tune.get_context().get_trial_id()
+    except Exception:  # noqa: BLE001 - outside a Tune session
+        return None
+
+
 def _trial_dir(spec: SweepSpec) -> Path:
     """``<sweep dir>/trial_<id>`` (``Path.cwd()`` outside Tune). Not ``get_trial_dir()``: for a reused
     worker that is an unsynced working directory (Ray 2.60, ``FunctionTrainable.reset_config``)."""
-    try:
-        context = tune.get_context()
-        trial_id = context.get_trial_id()
-    except Exception:  # noqa: BLE001 - outside a Tune session
-        trial_id = None
+    trial_id = _trial_id()
     if trial_id is None:
         return Path.cwd()
     if "://" in spec.storage_path:
-        return Path(context.get_trial_dir())
+        return Path(tune.get_context().get_trial_dir())
     from hyco_ray.sweep import experiment_dir
 
     path = Path(experiment_dir(spec)) / f"trial_{trial_id}"

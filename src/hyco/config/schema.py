@@ -101,6 +101,20 @@ class PhysicalTrainerConfig:
     fit_initial_state: bool = True
 
 
+#: trainer_params keys a schedule may change between epochs (read afresh every epoch)
+SCHEDULABLE = ("alpha", "physical.alpha", "physical.max_iterations", "interleave_frequency",
+               "synthetic.learning_rate", "interaction_region")
+
+
+@dataclass
+class ScheduleStep:
+    """From epoch ``from_epoch`` on (1-based, as reported), train with these ``trainer_params``
+    values (keys relative to trainer_params, among :data:`SCHEDULABLE`): a PBT trial's settings."""
+
+    from_epoch: int = 0
+    set: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class TrainerParams:
     train_sim: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
@@ -120,6 +134,8 @@ class TrainerParams:
     metric: str = "relative_l2"
     synthetic: SyntheticTrainerConfig = field(default_factory=SyntheticTrainerConfig)
     physical: PhysicalTrainerConfig = field(default_factory=PhysicalTrainerConfig)
+    # changes of the settings above during training, in epoch order (empty: fixed settings)
+    schedule: list[ScheduleStep] = field(default_factory=list)
 
 
 @dataclass

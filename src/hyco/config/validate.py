@@ -12,6 +12,7 @@ import math
 import torch
 
 from hyco.config.limits import check_limits
+from hyco.config.schedule import check_schedule
 from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
 from hyco.registry import METRICS, MODELS, OPTIMIZERS, PROBLEMS, TRAINERS
@@ -101,6 +102,9 @@ def validate(cfg: RunConfig) -> None:
              f"must be one of {list(PHYSICAL_METHODS)}")
     _require(_finite(phys.abs_tol) and phys.abs_tol > 0, "trainer_params.physical.abs_tol", phys.abs_tol, "must be > 0")
     _require(phys.max_iterations >= 1, "trainer_params.physical.max_iterations", phys.max_iterations, "must be >= 1")
+
+    if tp.schedule:
+        check_schedule(cfg, validate)
 
     # sizes that cannot fit, before anything is built (1 channel: a lower bound), then exactly
     check_limits(cfg, 1, tuple(reversed(cfg.model.physical.resolution)))

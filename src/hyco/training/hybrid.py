@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from hyco.config.schedule import apply_settings, settings, settings_at
 from hyco.config.schema import RunConfig
 from hyco.data import Dataset
 from hyco.data.generate import DTYPES
@@ -81,6 +82,13 @@ class HybridTrainer:
         self.optimizer = OPTIMIZERS.build(self.tp.synthetic.optimizer, self.model.parameters(),
                                           lr=self.tp.synthetic.learning_rate)
         self.physical = PhysicalTrainer(self.problem, self.tp.physical)
+        self.base_settings = settings(self.tp)  # trainer_params.schedule changes them from here
+        self.couple()
+        self.epoch = 0  # finished epochs
+        self.history: list[dict] = []
+
+    def couple(self) -> None:
+        """The coupling as the settings say now (again after a scheduled change)."""
         # one model alone sees only data: alpha = 1 is both baselines
         coupled = self.trains_synthetic and self.trains_physical
         self.alpha = self.tp.alpha if coupled else 1.0  # S's data weight
@@ -88,8 +96,13 @@ class HybridTrainer:
         # where L_int compares the models: [*S] weights, or None when there is nowhere to compare
         region = 1 - self.mask if self.tp.interaction_region == "unobserved" else torch.ones_like(self.mask)
         self.interaction_weights = region if bool(region.any()) else None
-        self.epoch = 0  # finished epochs
-        self.history: list[dict] = []
+
+    def follow_schedule(self, epoch: int) -> None:
+        """Take the settings ``trainer_params.schedule`` gives ``epoch`` (0-based): a function of
+        the epoch alone, so a resumed run continues the same schedule."""
+        if self.tp.schedule:
+            apply_settings(self.tp, settings_at(self.base_settings, self.tp, epoch + 1))
+            self.couple()
 
     # ----- rollouts --------------------------------------------------------------------------------
 
@@ -279,6 +292,7 @@ class HybridTrainer:
     def fit(self) -> Iterator[dict]:
         """Train from the next unfinished epoch to ``epochs``, yielding each epoch's metrics."""
         while self.epoch < self.tp.epochs:
+            self.follow_schedule(self.epoch)
             metrics = self.run_epoch(self.epoch)
             self.epoch += 1
             self.history.append(metrics)
