@@ -50,6 +50,30 @@ def plot_runs(runs: dict[str, tuple[Sequence[float], Sequence[float]]], *, ylabe
     return ax.figure
 
 
+def plot_front(points: Sequence[tuple[float, float, bool]], front: dict[str, tuple[float, float]], *, knee: str | None,
+               xlabel: str, ylabel: str, title: str) -> Figure:
+    """Two objectives of many runs: ``points`` (x, y, filled: blue, else hollow grey; non-finite ones
+    left out) and a Pareto ``front`` (label -> (x, y)) in red, joined in x order, each labelled, the
+    ``knee`` starred. An axis is log where its finite values are positive and span over a decade."""
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    for x, y, filled in points:
+        if math.isfinite(x) and math.isfinite(y):
+            ax.scatter(x, y, s=30, facecolors="tab:blue" if filled else "none", edgecolors="tab:blue" if filled else "grey",
+                       alpha=0.5, zorder=2)
+    if front:
+        ax.plot(*zip(*sorted(front.values(), key=lambda p: p[0])), "-", color="tab:red", zorder=1)
+    for label, (x, y) in front.items():
+        ax.scatter(x, y, s=90 if label == knee else 60, color="tab:red", marker="*" if label == knee else "o", zorder=3)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    scales = []
+    for values in ([p[0] for p in points], [p[1] for p in points]):
+        values = [v for v in values if math.isfinite(v)]
+        scales.append("log" if values and min(values) > 0 and max(values) > 10 * min(values) else "linear")
+    ax.set(xlabel=xlabel, ylabel=ylabel, xscale=scales[0], yscale=scales[1], title=title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_losses(history: list[dict]) -> Figure:
     """Two axes: the validation rollout errors of S and P, and P's parameter error (each log scale)."""
     epochs = [m["epoch"] for m in history]
