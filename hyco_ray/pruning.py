@@ -38,9 +38,6 @@ class PruningOptunaSearch(Searcher):
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
         self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
 
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return True  # metric, mode and space come with the constructor
-
     def suggest(self, trial_id: str) -> dict[str, Any]:
         trial = self._study.ask(self._space)
         trial.set_user_attr("ray_trial_id", trial_id)

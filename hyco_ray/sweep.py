@@ -115,13 +115,9 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
 def prepare_data(spec: SweepSpec) -> str:
     """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit (a node
     without the file rebuilds the identical one: the cache is keyed by what generated it)."""
-    from hyco.data import load_or_simulate
-    from hyco.physics import make_problem
-    from hyco.runtime import configure
+    from hyco.run import prepare_dataset
 
-    cfg = load_config(spec.base, spec.trial_overrides({}))
-    configure(cfg.run_params)
-    _, path, hit = load_or_simulate(make_problem(cfg.model.physical), cfg.data, cfg.run_params.dtype)
+    _, path, hit = prepare_dataset(load_config(spec.base, spec.trial_overrides({})))
     log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
     return str(path)
 
