@@ -28,7 +28,7 @@ import optuna.visualization.matplotlib as vis
 import pandas as pd
 
 from hyco.errors import HycoError
-from hyco.evaluation import plot_front, plot_runs, save
+from hyco.evaluation import plot_front, plot_runs, save, short_label
 from hyco_ray.space import SweepSpec
 from hyco_ray.sweep import load_saved_spec
 
@@ -168,16 +168,16 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
                   *(f"    {k}={_fmt(v)}" for k, v in best.params.items()),
                   f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml"]
     lines += _front_lines(sweep) if spec.multi_objective else []
-    stopped = Counter(t.epochs for t in sweep.by_outcome("stopped"))
+    stopped, retries = Counter(t.epochs for t in sweep.by_outcome("stopped")), sum(t.num_failures for t in sweep.trials)
     rungs = ", ".join(f"after {e} epoch{'s' if e > 1 else ''}: {n}" for e, n in sorted(stopped.items()))
     lines += [f"early stopping: none (scheduler {spec.scheduler.type})" if spec.scheduler.type != "asha"
               else f"ASHA stopped {sum(stopped.values())} trials; by rung (epochs completed): {rungs}" if stopped
               else "ASHA stopped no trial",
               f"compute: {stats['trial-epochs']} trial-epochs; early stopping saved {stats['saved trial-epochs']} "
-              f"trial-epochs ({stats['saved %']:.0f}%); trial failures retried: {sum(t.num_failures for t in sweep.trials)}"]
+              f"trial-epochs ({stats['saved %']:.0f}%); trial failures retried: {retries}"]
     if counts["unfinished"] or started < spec.num_samples:
-        lines.append(f"interrupted: {counts['unfinished']} trials unfinished, {spec.num_samples - started} not started; "
-                     "resume with hyco tune <space.yaml> --resume")
+        lines.append(f"interrupted: {counts['unfinished']} trials unfinished, {spec.num_samples - started} not "
+                     "started; resume with hyco tune <space.yaml> --resume")
     return "\n".join(lines) + "\n"
 
 
@@ -220,18 +220,6 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header) + "\n" + saved.read_text())
     return out
-
-
-#: short names of common space keys in figure legends; others go by their last component
-SHORT = {"trainer_params.alpha": "α", "trainer_params.physical.alpha": "αP", "trainer_params.physical.max_iterations": "it",
-         "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
-         "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
-
-
-def short_label(params: dict[str, Any]) -> str:
-    """A trial's sampled values in short form for legends: ``α=0.41 αP=0.6 it=4``."""
-    names = [SHORT.get(k, k.rsplit(".", 1)[-1]) for k in params]
-    return " ".join(f"{n}={v:.2g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, params.values()))
 
 
 def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:

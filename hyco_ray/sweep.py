@@ -77,9 +77,8 @@ def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
     import pandas as pd
 
     saved = load_saved_spec(exp_dir)
+    saved.num_samples = max(saved.num_samples, spec.num_samples)
     old, new = (pd.json_normalize(s.to_dict()).to_dict("records")[0] for s in (saved, spec))
-    if new["num_samples"] > old["num_samples"]:
-        old["num_samples"] = saved.num_samples = spec.num_samples
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     if changed:
         raise SweepError(f"the space changed since sweep {saved.name!r} started ({'; '.join(changed)}); --resume runs "
@@ -287,8 +286,7 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
 
     params = sample_params(spec, seed)
     overrides = spec.trial_overrides(params)
-    cfg = load_config(spec.base, overrides)
-    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg, stamp = load_config(spec.base, overrides), time.strftime("%Y%m%d-%H%M%S")
     print("debug run (no Ray) of the sweep's first trial:\n" + "".join(f"  {k}={v}\n" for k, v in params.items()), end="")
     print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")
-    return train_run(cfg, run_dir)
+    return train_run(cfg, run_dir or Path(spec.storage_path) / f"{spec.name}-debug-{stamp}")

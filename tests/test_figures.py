@@ -88,7 +88,7 @@ def test_1d_predictions_are_space_time_plots_in_time_units():
 
 
 def test_sweep_legends_show_the_sampled_values_in_short_form():
-    from hyco_ray.analysis import short_label
+    from hyco.evaluation import short_label
 
     params = {"trainer_params.alpha": 0.4123, "trainer_params.physical.alpha": 0.6,
               "trainer_params.physical.max_iterations": 4, "trainer_params.interaction_region": "all", "model.width": 8}

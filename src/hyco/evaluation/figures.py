@@ -9,8 +9,9 @@ frames of ``frame_dt``; errors are relative (relative L2 over a rollout, ``|thet
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,6 +26,18 @@ def epoch_axis(ax, label: str = "epoch") -> None:
     """Label the x axis (epochs, or anything else counted), with integer ticks only."""
     ax.set_xlabel(label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+#: short names of common config keys in figure legends; others go by their last component
+SHORT = {"trainer_params.alpha": "α", "trainer_params.physical.alpha": "αP", "trainer_params.physical.max_iterations": "it",
+         "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
+         "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
+
+
+def short_label(params: Mapping[str, Any]) -> str:
+    """Config values (key -> value, e.g. a sweep trial's) in short form for legends: ``α=0.41 αP=0.6 it=4``."""
+    names = [SHORT.get(k, k.rsplit(".", 1)[-1]) for k in params]
+    return " ".join(f"{n}={v:.2g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, params.values()))
 
 
 def save(fig: Figure, path: Path) -> Path:
