@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import torch
 import yaml
 
 from hyco.config import load_config
@@ -123,10 +124,7 @@ def prepare_data(spec: SweepSpec) -> str:
 
 def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: str = "the local Ray") -> None:
     """A trial asking for more CPUs or GPUs than there are would stay PENDING forever."""
-    if gpus is None:
-        import torch
-
-        gpus = torch.cuda.device_count()
+    gpus = torch.cuda.device_count() if gpus is None else gpus
     for kind, need, have, flag in (("CPU", spec.resources.cpu, cpus, "--num-cpus"), ("GPU", spec.resources.gpu, gpus, "")):
         if need > have:
             raise SweepError(f"resources.{kind.lower()} is {need:g} per trial, but {where} has {have:g} {kind}s: no trial "
