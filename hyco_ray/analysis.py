@@ -22,12 +22,13 @@ from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import optuna
 import optuna.visualization.matplotlib as vis
 import pandas as pd
 
 from hyco.errors import HycoError
-from hyco.evaluation import plot_runs, save
+from hyco.evaluation import plot_front, plot_runs, save, short_label
 from hyco_ray.space import SweepSpec
 from hyco_ray.sweep import load_saved_spec
 
@@ -80,18 +81,18 @@ class Sweep:
                 return t
         raise HycoError(f"no trial {trial_id!r} in {self.path}")
 
+    def _minimised(self, trials: list[TrialRecord]) -> np.ndarray:
+        """The objectives of ``trials``, signed so that smaller is better: ``[trials, objectives]``."""
+        signs = [1.0 if mode == "min" else -1.0 for mode in self.spec.objectives.values()]
+        rows = [[s * t.value(k) for s, k in zip(signs, self.spec.objectives)] for t in trials]
+        return np.array(rows, dtype=float).reshape(len(trials), len(signs))
 
     def pareto_front(self) -> list[TrialRecord]:
         """Complete trials with finite objectives that no other such trial dominates, in finishing order."""
-        spec = self.spec
-        signs = [1.0 if m == "min" else -1.0 for m in spec.objectives.values()]
-        points = {id(t): [s * t.value(k) for s, k in zip(signs, spec.objectives)] for t in self.by_outcome("complete")}
-        candidates = [t for t in self.by_outcome("complete") if all(map(math.isfinite, points[id(t)]))]
-
-        def dominates(a: list[float], b: list[float]) -> bool:
-            return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-        return [t for t in candidates if not any(dominates(points[id(o)], points[id(t)]) for o in candidates)]
+        done = [t for t in self.by_outcome("complete") if np.isfinite(self._minimised([t])).all()]
+        p = self._minimised(done)  # p[i] dominates p[j]: as good in every objective, better in one
+        dominated = ((p[:, None] <= p[None]).all(-1) & (p[:, None] < p[None]).any(-1)).any(0)
+        return [t for t, out in zip(done, dominated) if not out]
 
     def knee(self) -> TrialRecord:
         """The default pick of a multi-objective sweep: the front member closest to the utopia point,
@@ -99,12 +100,9 @@ class Sweep:
         front = self.pareto_front()
         if not front:
             raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with finite objectives")
-        scaled = []
-        for name, mode in self.spec.objectives.items():
-            values = [t.value(name) * (1 if mode == "min" else -1) for t in front]
-            low, span = min(values), max(values) - min(values)
-            scaled.append([(v - low) / span if span > 0 else 0.0 for v in values])
-        distances = [math.hypot(*column) for column in zip(*scaled)]
+        p = self._minimised(front)
+        span = p.max(0) - p.min(0)
+        distances = [math.hypot(*row) for row in (p - p.min(0)) / np.where(span > 0, span, 1.0)]
         return front[distances.index(min(distances))]
 
     def default_pick(self, trial_id: str | None = None) -> TrialRecord:
@@ -155,57 +153,48 @@ def _fmt(v: Any) -> str:
 
 
 def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
-    """Best trial and its config, ASHA stops per rung, compute spent in trial-epochs."""
-    spec, max_t = sweep.spec, sweep.spec.max_t
-    counts = Counter(t.outcome(max_t) for t in sweep.trials)
-    lines = [f"## sweep {spec.name}: {sweep.path}", ""]
+    """Best trial and its config, the Pareto front, ASHA stops per rung, compute spent in trial-epochs."""
+    spec, started, stats = sweep.spec, len(sweep.trials), sweep_stats(sweep)
+    counts = Counter(t.outcome(spec.max_t) for t in sweep.trials)
     wall = f", wall time {wall_s:.0f} s" if wall_s is not None else ""
-    lines.append(f"trials: {len(sweep.trials)} started of num_samples {spec.num_samples}: {counts['complete']} complete, "
-                 f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN or inf), {counts['error']} errored, "
-                 f"{counts['unfinished']} unfinished{wall}")
+    lines = [f"## sweep {spec.name}: {sweep.path}", "",
+             f"trials: {started} started of num_samples {spec.num_samples}: {counts['complete']} complete, "
+             f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN or inf), "
+             f"{counts['error']} errored, {counts['unfinished']} unfinished{wall}"]
     try:
         best = sweep.best()
     except HycoError as exc:
         lines.append(f"best trial: none ({exc})")
     else:
         shown = ", ".join(f"{k} = {_fmt(best.final.get(k))}" for k in (spec.metric, "param_error") if k in best.final)
-        lines.append(f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}")
-        lines += [f"    {k}={_fmt(v)}" for k, v in best.params.items()]
-        lines.append(f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml")
-    if spec.multi_objective:
-        lines += _front_lines(sweep)
-    stopped = Counter(t.epochs for t in sweep.by_outcome("stopped"))
-    if spec.scheduler.type != "asha":
-        lines.append(f"early stopping: none (scheduler {spec.scheduler.type})")
-    elif stopped:
-        rungs = ", ".join(f"after {e} epoch{'s' if e > 1 else ''}: {n}" for e, n in sorted(stopped.items()))
-        lines.append(f"ASHA stopped {sum(stopped.values())} trials; by rung (epochs completed): {rungs}")
-    else:
-        lines.append("ASHA stopped no trial")
-    stats, retries = sweep_stats(sweep), sum(t.num_failures for t in sweep.trials)
-    lines.append(f"compute: {stats['trial-epochs']} trial-epochs; early stopping saved {stats['saved trial-epochs']} "
-                 f"trial-epochs ({stats['saved %']:.0f}%); trial failures retried: {retries}")
-    if counts["unfinished"] or len(sweep.trials) < spec.num_samples:
-        lines.append(f"interrupted: {counts['unfinished']} trials unfinished, "
-                     f"{spec.num_samples - len(sweep.trials)} not started; resume with hyco tune <space.yaml> --resume")
+        lines += [f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}",
+                  *(f"    {k}={_fmt(v)}" for k, v in best.params.items()),
+                  f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml"]
+    lines += _front_lines(sweep) if spec.multi_objective else []
+    stopped, retries = Counter(t.epochs for t in sweep.by_outcome("stopped")), sum(t.num_failures for t in sweep.trials)
+    rungs = ", ".join(f"after {e} epoch{'s' if e > 1 else ''}: {n}" for e, n in sorted(stopped.items()))
+    lines += [f"early stopping: none (scheduler {spec.scheduler.type})" if spec.scheduler.type != "asha"
+              else f"ASHA stopped {sum(stopped.values())} trials; by rung (epochs completed): {rungs}" if stopped
+              else "ASHA stopped no trial",
+              f"compute: {stats['trial-epochs']} trial-epochs; early stopping saved {stats['saved trial-epochs']} "
+              f"trial-epochs ({stats['saved %']:.0f}%); trial failures retried: {retries}"]
+    if counts["unfinished"] or started < spec.num_samples:
+        lines.append(f"interrupted: {counts['unfinished']} trials unfinished, {spec.num_samples - started} not "
+                     "started; resume with hyco tune <space.yaml> --resume")
     return "\n".join(lines) + "\n"
 
 
 def _front_lines(sweep: Sweep) -> list[str]:
     """The Pareto front's trials (objectives, settings), the knee marked."""
-    objectives = sweep.spec.objectives
-    front = sweep.pareto_front()
+    objectives, front = sweep.spec.objectives, sweep.pareto_front()
     head = ", ".join(f"{mode} {name}" for name, mode in objectives.items())
     if not front:
         return [f"Pareto front ({head}): empty (no complete trial with finite objectives)"]
-    knee = sweep.knee()
-    lines = [f"Pareto front ({head}): {len(front)} of {len(sweep.by_outcome('complete'))} complete trials "
-             "(stopped trials are not on it; * the knee, hyco export's default)"]
-    for t in front:
-        values = ", ".join(f"{name} = {_fmt(t.value(name))}" for name in objectives)
-        lines.append(f"  {'*' if t is knee else ' '} {t.trial_id}: {values}; {short_label(t.params)}")
-    lines.append(f"    export a front member: hyco export {sweep.path} --trial ID -o member.yaml")
-    return lines
+    knee, values = sweep.knee(), {id(t): ", ".join(f"{k} = {_fmt(t.value(k))}" for k in objectives) for t in front}
+    return [f"Pareto front ({head}): {len(front)} of {len(sweep.by_outcome('complete'))} complete trials "
+            "(stopped trials are not on it; * the knee, hyco export's default)",
+            *(f"  {'*' if t is knee else ' '} {t.trial_id}: {values[id(t)]}; {short_label(t.params)}" for t in front),
+            f"    export a front member: hyco export {sweep.path} --trial ID -o member.yaml"]
 
 
 def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = None) -> Path:
@@ -234,18 +223,6 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header) + "\n" + saved.read_text())
     return out
-
-
-#: short names of common space keys in figure legends; others go by their last component
-SHORT = {"trainer_params.alpha": "α", "trainer_params.physical.alpha": "αP", "trainer_params.physical.max_iterations": "it",
-         "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
-         "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
-
-
-def short_label(params: dict[str, Any]) -> str:
-    """A trial's sampled values in short form for legends: ``α=0.41 αP=0.6 it=4``."""
-    names = [SHORT.get(k, k.rsplit(".", 1)[-1]) for k in params]
-    return " ".join(f"{n}={v:.2g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, params.values()))
 
 
 def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:
@@ -324,36 +301,16 @@ def plot_compare(sweeps: list[Sweep]):
 
 
 def plot_pareto(sweep: Sweep):
-    """The first two objectives of every trial with finite values (hollow grey: stopped early or
-    diverged; blue: complete), the Pareto front highlighted, joined and labelled by its settings."""
-    names = list(sweep.spec.objectives)[:2]
-    front = sweep.pareto_front()
-    knee = sweep.knee() if front else None
-    fig, ax = plt.subplots(figsize=(9, 6.5))
-    for t in sweep.trials:
-        x, y = (t.value(n) for n in names)
-        if not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        complete = t.outcome(sweep.spec.max_t) == "complete"
-        ax.scatter(x, y, s=30, facecolors="tab:blue" if complete else "none", edgecolors="tab:blue" if complete else "grey",
-                   alpha=0.5, zorder=2)
-    if front:
-        line = sorted(front, key=lambda t: t.value(names[0]))
-        ax.plot([t.value(names[0]) for t in line], [t.value(names[1]) for t in line], "-", color="tab:red", zorder=1)
-        for t in front:
-            ax.scatter(t.value(names[0]), t.value(names[1]), s=90 if t is knee else 60, color="tab:red",
-                       marker="*" if t is knee else "o", zorder=3)
-            ax.annotate(f"{t.trial_id}: {short_label(t.params)}", (t.value(names[0]), t.value(names[1])),
-                        textcoords="offset points", xytext=(6, 4), fontsize=8)
-    scales = []
-    for name in names:  # log where the values span a decade
-        values = [v for t in sweep.trials if math.isfinite(v := t.value(name))]
-        scales.append("log" if values and min(values) > 0 and max(values) > 10 * min(values) else "linear")
-    ax.set(xlabel=f"{names[0]} ({sweep.spec.objectives[names[0]]})", ylabel=f"{names[1]} ({sweep.spec.objectives[names[1]]})",
-           xscale=scales[0], yscale=scales[1], title=f"{sweep.path.name}: Pareto front ({len(front)} trials, red; * knee) of "
-           f"{len(sweep.trials)} trials (hollow: stopped early)")
-    fig.tight_layout()
-    return fig
+    """The first two objectives of every trial (hollow grey: stopped early or diverged; blue:
+    complete), the Pareto front in red, labelled by its settings (* the knee)."""
+    spec, front = sweep.spec, sweep.pareto_front()
+    x, y = list(spec.objectives)[:2]
+    labels = {id(t): f"{t.trial_id}: {short_label(t.params)}" for t in front}
+    return plot_front([(t.value(x), t.value(y), t.outcome(spec.max_t) == "complete") for t in sweep.trials],
+                      {labels[id(t)]: (t.value(x), t.value(y)) for t in front},
+                      knee=labels[id(sweep.knee())] if front else None, xlabel=f"{x} ({spec.objectives[x]})",
+                      ylabel=f"{y} ({spec.objectives[y]})", title=f"{sweep.path.name}: Pareto front ({len(front)} "
+                      f"trials, red; * knee) of {len(sweep.trials)} trials (hollow: stopped early)")
 
 
 def plot_study(study, out: Path) -> dict[str, Path]:

@@ -17,7 +17,6 @@ import threading
 import time
 import warnings
 from contextlib import suppress
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -39,35 +38,20 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hyco.run import train_run
+    from hyco.run import default_run_dir, describe_run, train_run
 
     if args.resume and not args.run_dir:
         raise HycoError("--resume needs --run-dir: the run directory to continue")
     cfg = _load(args)
-    stamped = Path(cfg.run_params.output_dir) / f"{cfg.run_params.experiment_name}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(args.run_dir or stamped)
-    final = train_run(cfg, run_dir, resume=args.resume)
-    shown = {k: final[k] for k in ("epoch", "val_loss", "val_loss_physical", "param_error", "theta") if k in final}
-    shown.update({k: v for k, v in final.items() if k.startswith("test_")})
-    print(json.dumps(shown, indent=2))
-    if final.get("time_epoch"):
-        print(f"field<->tensor conversion: {100 * final['time_conversion'] / final['time_epoch']:.2f}% of the last epoch")
-    print(f"run directory: {run_dir.resolve()}")
+    run_dir = Path(args.run_dir or default_run_dir(cfg))
+    print(describe_run(train_run(cfg, run_dir, resume=args.resume), run_dir))
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from hyco.run import prepare_dataset
 
-    from hyco.data import load_or_simulate
-    from hyco.physics import make_problem
-    from hyco.runtime import configure
-
-    cfg = _load(args)
-    configure(cfg.run_params)
-    problem = make_problem(cfg.model.physical)
-    with tqdm(total=cfg.data.num_simulations, desc=f"simulating {problem.name}", unit="sim") as bar:
-        trajectories, path, hit = load_or_simulate(problem, cfg.data, cfg.run_params.dtype, progress=bar.update)
+    trajectories, path, hit = prepare_dataset(_load(args), progress=True)
     print(f"{'cache hit' if hit else 'simulated'}: {tuple(trajectories.shape)} -> {path}")
     return 0
 
@@ -153,30 +137,22 @@ SPACE_FLAGS = [
 ]
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", help="config name (e.g. burgers_hybrid_quick_test) or a YAML path")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer_params.alpha=0.7")
-    parser.add_argument("--config-file", help="a resolved config file, e.g. from hyco export")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per ``cmd_<name>`` above."""
     parser = argparse.ArgumentParser(prog="hyco", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    config = argparse.ArgumentParser(add_help=False)  # the arguments that name a config (train, data)
+    config.add_argument("config", nargs="?", help="config name (e.g. burgers_hybrid_quick_test) or a YAML path")
+    config.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer_params.alpha=0.7")
+    config.add_argument("--config-file", help="a resolved config file, e.g. from hyco export")
 
-    train = sub.add_parser("train", help="one training run in-process, no Ray (the debug run)")
-    _add_config_args(train)
+    train = sub.add_parser("train", parents=[config], help="one training run in-process, no Ray (the debug run)")
     train.add_argument("--run-dir", help="where to write metrics, checkpoints and figures")
     train.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
-    train.set_defaults(func=cmd_train)
-
-    data = sub.add_parser("data", help="simulate and cache the dataset of a config")
-    _add_config_args(data)
-    data.set_defaults(func=cmd_data)
-
+    sub.add_parser("data", parents=[config], help="simulate and cache the dataset of a config")
     evaluate = sub.add_parser("evaluate", help="score a finished run (or a sweep's trial directory) on the test split")
     evaluate.add_argument("run_dir", help="run directory of hyco train, or <sweep dir>/trial_<id>")
-    evaluate.set_defaults(func=cmd_evaluate)
 
     tune = sub.add_parser(
         "tune", help="run a Ray Tune sweep (Optuna + ASHA) defined by a search-space file",
@@ -197,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         tune.add_argument(flag, type=kind, dest=key, help=text)
     tune.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)
-    tune.set_defaults(func=cmd_tune)
 
     export = sub.add_parser(
         "export", help="write the best trial's full config for hyco train --config-file",
@@ -207,7 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
     export.add_argument("-o", "--output", default="best.yaml", help="output YAML (default best.yaml)")
     export.add_argument("--trial", help="export this trial id (any trial) instead of the default pick")
-    export.set_defaults(func=cmd_export)
 
     report = sub.add_parser(
         "report", help="a sweep's curves, trials table and Optuna plots; `hyco report A B` compares two sweeps",
@@ -216,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="sweep directory (<storage_path>/<name>); "
                         "more than one: the others are compared with the first")
     report.add_argument("-o", "--output", "--out", help="output directory (default <first sweep dir>/report)")
-    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -232,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Sparse")
     logging.getLogger("Φ-ML").setLevel(logging.WARNING)  # its backend line, twice, on every command
     try:
-        return args.func(args)
+        return globals()[f"cmd_{args.command}"](args)
     except HycoError as exc:
         print(f"hyco: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, TrainingError) else 2  # 1: the run itself failed (e.g. diverged)

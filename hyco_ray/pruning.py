@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import pickle
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -20,8 +22,6 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from hyco_ray.search import STEP_KEY
-
-log = logging.getLogger(__name__)
 
 
 class PruningOptunaSearch(Searcher):
@@ -37,9 +37,6 @@ class PruningOptunaSearch(Searcher):
                                           directions=["minimize" if m == "min" else "maximize" for m in modes])
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
         self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return True  # metric, mode and space come with the constructor
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
         trial = self._study.ask(self._space)
@@ -57,48 +54,28 @@ class PruningOptunaSearch(Searcher):
         self._steps[trial_id].add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """COMPLETE with the last value of the metric (or of every objective) after all ``max_t``
+        epochs; FAIL on an error; else PRUNED without values."""
         if trial_id not in self._trials:
             return
         result = result or {}
         self.on_trial_result(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
-        trial, value = self._trials.pop(trial_id), result.get(self.metric)
+        trial, values = self._trials.pop(trial_id), [result.get(k) for k in self._objectives or [self.metric]]
         if "training_error" in result:
             trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
-        if self._objectives:
-            self._tell_multi(trial_id, trial, result, error)
-            return
-        if error:
-            state, told = TrialState.FAIL, None
-        elif value is None or not math.isfinite(float(value)) or int(result.get(STEP_KEY) or 0) < self._max_t:
-            state, told = TrialState.PRUNED, None
-        else:
-            state, told = TrialState.COMPLETE, float(value)
-        try:
-            self._study.tell(trial, told, state=state)
-        except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
-            log.warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
-
-    def _tell_multi(self, trial_id: str, trial: optuna.Trial, result: dict, error: bool) -> None:
-        """COMPLETE with every objective's last value after all epochs; else PRUNED (or FAIL) without values."""
-        values = [result.get(name) for name in self._objectives]
-        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-        if finite:
+        finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)
+        if finite and self._objectives:
             trial.set_user_attr("last_values", [float(v) for v in values])
-        if error:
-            state, told = TrialState.FAIL, None
-        elif not finite or int(result.get(STEP_KEY) or 0) < self._max_t:
-            state, told = TrialState.PRUNED, None
-        else:
-            state, told = TrialState.COMPLETE, [float(v) for v in values]
+        ran_all = finite and int(result.get(STEP_KEY) or 0) >= self._max_t
+        state = TrialState.FAIL if error else TrialState.COMPLETE if ran_all else TrialState.PRUNED
+        told = [float(v) for v in values] if state == TrialState.COMPLETE else None
         try:
-            self._study.tell(trial, told, state=state)
+            self._study.tell(trial, told[0] if told and not self._objectives else told, state=state)
         except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
-            log.warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
+            logging.getLogger(__name__).warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
+        Path(checkpoint_path).write_bytes(pickle.dumps(self.__dict__))
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+        self.__dict__.update(pickle.loads(Path(checkpoint_path).read_bytes()))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import torch
 import yaml
 
 from hyco.config import load_config
@@ -77,9 +78,8 @@ def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
     import pandas as pd
 
     saved = load_saved_spec(exp_dir)
+    saved.num_samples = max(saved.num_samples, spec.num_samples)
     old, new = (pd.json_normalize(s.to_dict()).to_dict("records")[0] for s in (saved, spec))
-    if new["num_samples"] > old["num_samples"]:
-        old["num_samples"] = saved.num_samples = spec.num_samples
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     if changed:
         raise SweepError(f"the space changed since sweep {saved.name!r} started ({'; '.join(changed)}); --resume runs "
@@ -115,23 +115,16 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
 def prepare_data(spec: SweepSpec) -> str:
     """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit (a node
     without the file rebuilds the identical one: the cache is keyed by what generated it)."""
-    from hyco.data import load_or_simulate
-    from hyco.physics import make_problem
-    from hyco.runtime import configure
+    from hyco.run import prepare_dataset
 
-    cfg = load_config(spec.base, spec.trial_overrides({}))
-    configure(cfg.run_params)
-    _, path, hit = load_or_simulate(make_problem(cfg.model.physical), cfg.data, cfg.run_params.dtype)
+    _, path, hit = prepare_dataset(load_config(spec.base, spec.trial_overrides({})))
     log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
     return str(path)
 
 
 def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: str = "the local Ray") -> None:
     """A trial asking for more CPUs or GPUs than there are would stay PENDING forever."""
-    if gpus is None:
-        import torch
-
-        gpus = torch.cuda.device_count()
+    gpus = torch.cuda.device_count() if gpus is None else gpus
     for kind, need, have, flag in (("CPU", spec.resources.cpu, cpus, "--num-cpus"), ("GPU", spec.resources.gpu, gpus, "")):
         if need > have:
             raise SweepError(f"resources.{kind.lower()} is {need:g} per trial, but {where} has {have:g} {kind}s: no trial "
@@ -303,8 +296,7 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
 
     params = sample_params(spec, seed)
     overrides = spec.trial_overrides(params)
-    cfg = load_config(spec.base, overrides)
-    run_dir = Path(run_dir) if run_dir else Path(spec.storage_path) / f"{spec.name}-debug-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg, stamp = load_config(spec.base, overrides), time.strftime("%Y%m%d-%H%M%S")
     print("debug run (no Ray) of the sweep's first trial:\n" + "".join(f"  {k}={v}\n" for k, v in params.items()), end="")
     print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")
-    return train_run(cfg, run_dir)
+    return train_run(cfg, run_dir or Path(spec.storage_path) / f"{spec.name}-debug-{stamp}")

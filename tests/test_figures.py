@@ -88,8 +88,26 @@ def test_1d_predictions_are_space_time_plots_in_time_units():
 
 
 def test_sweep_legends_show_the_sampled_values_in_short_form():
-    from hyco_ray.analysis import short_label
+    from hyco.evaluation import short_label
 
     params = {"trainer_params.alpha": 0.4123, "trainer_params.physical.alpha": 0.6,
               "trainer_params.physical.max_iterations": 4, "trainer_params.interaction_region": "all", "model.width": 8}
     assert short_label(params) == "α=0.41 αP=0.6 it=4 region=all width=8"
+
+
+def test_a_front_figure_joins_and_labels_the_front_and_stars_the_knee():
+    from hyco.evaluation import plot_front
+
+    points = [(1.0, 50.0, True), (2.0, 20.0, True), (30.0, 1.0, True), (5.0, 40.0, False), (float("nan"), 1.0, False)]
+    front = {"c": (30.0, 1.0), "a": (1.0, 50.0), "b": (2.0, 20.0)}
+    fig = plot_front(points, front, knee="b", xlabel="x (min)", ylabel="y (min)", title="front")
+    ax = fig.axes[0]
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [1.0, 2.0, 30.0]  # joined in x order
+    assert [t.get_text() for t in ax.texts] == ["c", "a", "b"]
+    scatters = ax.collections
+    assert len(scatters) == 4 + 3  # the NaN point is left out; the front drawn over the points
+    assert [c.get_sizes()[0] for c in scatters[4:]] == [60, 60, 90]  # the knee larger (a star)
+    assert ax.get_xscale() == ax.get_yscale() == "log"  # both span more than a decade
+    fig = plot_front(points[:2], {}, knee=None, xlabel="x", ylabel="y", title="no front")
+    assert not fig.axes[0].get_lines() and fig.axes[0].get_xscale() == "linear"

@@ -13,15 +13,18 @@ import logging
 import math as pymath
 import os
 import pickle
+from datetime import datetime
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from hyco.config import RunConfig, config_to_yaml, load_config_file
+from hyco.data import load_or_simulate
 from hyco.errors import HycoError, TrainingError
 from hyco.evaluation import plot_losses, plot_predictions, plot_theta, save
-from hyco.runtime import environment
+from hyco.physics import make_problem
+from hyco.runtime import configure, environment
 from hyco.training import HybridTrainer, create_trainer
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,31 @@ def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
                            frame_dt=problem.frame_dt, spacing=spacing)
     paths.append(save(fig, figures / "predictions.png"))
     return paths
+
+
+def prepare_dataset(cfg: RunConfig, progress: bool = False) -> tuple[torch.Tensor, Path, bool]:
+    """The dataset of ``cfg`` from the cache, else simulated and cached, seeded and in the run's
+    precision as a training run builds it (``hyco data``; a sweep before its trials start).
+    Returns (trajectories, cache file, cache hit)."""
+    configure(cfg.run_params)
+    problem = make_problem(cfg.model.physical)
+    with tqdm(total=cfg.data.num_simulations, desc=f"simulating {problem.name}", unit="sim", disable=not progress) as bar:
+        return load_or_simulate(problem, cfg.data, cfg.run_params.dtype, progress=bar.update)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    """``<output_dir>/<experiment_name>-<date>-<time>``: where ``hyco train`` writes without ``--run-dir``."""
+    return Path(cfg.run_params.output_dir) / f"{cfg.run_params.experiment_name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def describe_run(final: dict, run_dir: Path) -> str:
+    """What ``hyco train`` prints of a finished run: the last epoch's losses, parameter error, theta and
+    test scores (JSON), the share of field<->tensor conversion in the last epoch, the run directory."""
+    shown = {k: final[k] for k in ("epoch", "val_loss", "val_loss_physical", "param_error", "theta") if k in final}
+    lines = [json.dumps({**shown, **{k: v for k, v in final.items() if k.startswith("test_")}}, indent=2)]
+    if final.get("time_epoch"):
+        lines.append(f"field<->tensor conversion: {100 * final['time_conversion'] / final['time_epoch']:.2f}% of the last epoch")
+    return "\n".join([*lines, f"run directory: {run_dir.resolve()}"])
 
 
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:

@@ -9,8 +9,9 @@ frames of ``frame_dt``; errors are relative (relative L2 over a rollout, ``|thet
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,6 +26,18 @@ def epoch_axis(ax, label: str = "epoch") -> None:
     """Label the x axis (epochs, or anything else counted), with integer ticks only."""
     ax.set_xlabel(label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+#: short names of common config keys in figure legends; others go by their last component
+SHORT = {"trainer_params.alpha": "α", "trainer_params.physical.alpha": "αP", "trainer_params.physical.max_iterations": "it",
+         "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
+         "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
+
+
+def short_label(params: Mapping[str, Any]) -> str:
+    """Config values (key -> value, e.g. a sweep trial's) in short form for legends: ``α=0.41 αP=0.6 it=4``."""
+    names = [SHORT.get(k, k.rsplit(".", 1)[-1]) for k in params]
+    return " ".join(f"{n}={v:.2g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, params.values()))
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -48,6 +61,30 @@ def plot_runs(runs: dict[str, tuple[Sequence[float], Sequence[float]]], *, ylabe
     epoch_axis(ax, xlabel)
     ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return ax.figure
+
+
+def plot_front(points: Sequence[tuple[float, float, bool]], front: dict[str, tuple[float, float]], *, knee: str | None,
+               xlabel: str, ylabel: str, title: str) -> Figure:
+    """Two objectives of many runs: ``points`` (x, y, filled: blue, else hollow grey; non-finite ones
+    left out) and a Pareto ``front`` (label -> (x, y)) in red, joined in x order, each labelled, the
+    ``knee`` starred. An axis is log where its finite values are positive and span over a decade."""
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    for x, y, filled in points:
+        if math.isfinite(x) and math.isfinite(y):
+            ax.scatter(x, y, s=30, facecolors="tab:blue" if filled else "none", edgecolors="tab:blue" if filled else "grey",
+                       alpha=0.5, zorder=2)
+    if front:
+        ax.plot(*zip(*sorted(front.values(), key=lambda p: p[0])), "-", color="tab:red", zorder=1)
+    for label, (x, y) in front.items():
+        ax.scatter(x, y, s=90 if label == knee else 60, color="tab:red", marker="*" if label == knee else "o", zorder=3)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    scales = []
+    for values in ([p[0] for p in points], [p[1] for p in points]):
+        values = [v for v in values if math.isfinite(v)]
+        scales.append("log" if values and min(values) > 0 and max(values) > 10 * min(values) else "linear")
+    ax.set(xlabel=xlabel, ylabel=ylabel, xscale=scales[0], yscale=scales[1], title=title)
+    fig.tight_layout()
+    return fig
 
 
 def plot_losses(history: list[dict]) -> Figure:
