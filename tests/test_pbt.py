@@ -129,7 +129,9 @@ def test_pbt_sweep_resumes_after_sigterm_without_rerunning(tmp_path):
                                 stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
         try:
             deadline = time.time() + 240
-            while sum(len(_rows(d)) for d in exp_dir.glob("trial_*")) < 8:  # a third of the 24 trial-epochs
+            # a third of the 24 trial-epochs, counted in checkpoints: a paused PBT trial's result.json
+            # reaches the trial dir late, its checkpoints at once
+            while sum(_last_checkpointed_epoch(d) for d in exp_dir.glob("trial_*")) < 8:
                 assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
                 time.sleep(0.2)
             os.killpg(proc.pid, signal.SIGTERM)
