@@ -10,10 +10,12 @@ from fewer epochs, so it stays off the Pareto front (they are kept in its user a
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import numbers
 import pickle
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,23 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from hyco_ray.search import STEP_KEY
+
+_LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
+
+
+class _LockFreePickler(pickle.Pickler):
+    """Pickles a thread lock as a new one: Optuna 5.1's NSGA-II/GA samplers hold a ``threading.Lock``,
+    and Tune pickles the searcher (with its study and sampler) when the sweep starts and saves."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = _LOCKS.get(type(obj))
+        return (kind, ()) if kind is not None else NotImplemented
+
+
+def _dumps(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _LockFreePickler(buffer).dump(obj)
+    return buffer.getvalue()
 
 
 class PruningOptunaSearch(Searcher):
@@ -74,8 +93,14 @@ class PruningOptunaSearch(Searcher):
         except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
             logging.getLogger(__name__).warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
 
+    def __getstate__(self) -> dict:
+        return {"state": _dumps(self.__dict__)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(pickle.loads(state["state"]))
+
     def save(self, checkpoint_path: str) -> None:
-        Path(checkpoint_path).write_bytes(pickle.dumps(self.__dict__))
+        Path(checkpoint_path).write_bytes(_dumps(self.__dict__))
 
     def restore(self, checkpoint_path: str) -> None:
         self.__dict__.update(pickle.loads(Path(checkpoint_path).read_bytes()))

@@ -347,3 +347,23 @@ def test_multi_objective_searcher_tells_values_complete_and_stopped_pruned(tmp_p
     assert crashed.state == optuna.trial.TrialState.FAIL
     assert diverged.state == optuna.trial.TrialState.PRUNED and diverged.values is None
     assert study.best_trials == [complete]
+
+
+@pytest.mark.parametrize("sampler, objectives", [("tpe", None), ("random", None), ("tpe", MO), ("nsga2", MO)])
+def test_searcher_pickles_and_restores_mid_sweep(tmp_path, sampler, objectives):
+    """Tune pickles the searcher when a sweep starts and saves it for --resume (Optuna 5.1's NSGA-II
+    sampler holds a thread lock): the copy goes on with the same study and the trials it awaits."""
+    import ray.cloudpickle
+
+    from hyco_ray.search import build_searcher
+
+    spec = load_space(write_space(tmp_path, objectives=objectives, searcher={"sampler": sampler, "seed": 0}))
+    searcher = build_searcher(spec, None)
+    first = searcher.suggest("a")
+    copy = ray.cloudpickle.loads(ray.cloudpickle.dumps(searcher))
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    restored = build_searcher(spec, None)
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    for again in (copy, restored):
+        assert list(again._trials) == ["a"] and again._trials["a"].params == first
+        assert again.suggest("b").keys() == first.keys()
