@@ -113,17 +113,17 @@ class Sweep:
 
 
 def _read_history(trial_dir: Path) -> list[dict]:
-    """The epochs behind the trial's latest checkpoint (its whole history: a restarted trial's
-    ``result.json`` can lack rows; under PBT they include the epochs of the trial it exploited), then
-    the rows of ``result.json`` after them (a diverged trial's last row has no checkpoint)."""
-    rows: dict[int, dict] = {}
-    for checkpoint in sorted(trial_dir.glob("checkpoint_*/history.json"))[-1:]:
-        rows.update((int(row["epoch"]), row) for row in json.loads(checkpoint.read_text()))
-    results, last = trial_dir / "result.json", max(rows, default=0)
+    """One row per epoch: ``result.json``'s (with Tune's timings), except where the trial's latest
+    checkpoint says another trainer ran that epoch (under PBT, the trial it exploited) or
+    ``result.json`` lacks it (a restarted trial's can); a diverged trial's last row has no checkpoint."""
+    results = trial_dir / "result.json"
     lines = filter(str.strip, results.read_text().splitlines()) if results.is_file() else ()
-    for row in map(json.loads, lines):
-        if (epoch := int(row.get("epoch", row["training_iteration"]))) > last:
-            rows[epoch] = row
+    rows = {int(row.get("epoch", row["training_iteration"])): row for row in map(json.loads, lines)}
+    for checkpoint in sorted(trial_dir.glob("checkpoint_*/history.json"))[-1:]:
+        for row in json.loads(checkpoint.read_text()):
+            epoch = int(row["epoch"])
+            if epoch not in rows or rows[epoch].get("trial_id") != row.get("trial_id"):
+                rows[epoch] = row
     return [rows[k] for k in sorted(rows)]
 
 
