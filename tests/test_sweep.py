@@ -395,7 +395,7 @@ def test_leftovers_of_a_killed_driver_are_ended_by_the_next_start(tmp_path, caps
         others = psutil.Process(other.pid).children(recursive=True)
         driver = subprocess.Popen(  # the driver itself (the console command runs it with --in-session)
             [sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--in-session", "--storage-path", str(tmp_path),
-             "--num-cpus", "2", "num_samples=4", "trainer_params.epochs=3", *small, f"data.cache_dir={tmp_path}/cache"],
+             "--num-cpus", "2", "num_samples=4", "trainer_params.epochs=3", "scheduler.grace_period=1", *small, f"data.cache_dir={tmp_path}/cache"],
             stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
         deadline = time.time() + 240
         while not any(p.stat().st_size for p in exp_dir.glob("trial_*/result.json")):
