@@ -22,7 +22,7 @@ import yaml
 from hyco.config import load_config
 from hyco.errors import HycoError
 from hyco_ray.search import CALLBACKS, SCHEDULERS, STEP_KEY, build_searcher, study_storage_url
-from hyco_ray.space import SweepSpec, sample_params, spec_from_dict
+from hyco_ray.space import SweepSpec, mutable_keys, sample_params, spec_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     rungs = [r for r in (sch.grace_period * int(sch.reduction_factor) ** k for k in range(32)) if r < spec.max_t]
     stop = (f"ASHA: rungs after epochs {', '.join(map(str, rungs)) or 'none'} of {spec.max_t} (keeps the best "
             f"1/{sch.reduction_factor:g})" if sch.type == "asha" else f"none: every trial runs all {spec.max_t} epochs")
+    if sch.type == "pbt":
+        stop += (f"; PBT every {sch.perturbation_interval} epochs: the worst {sch.quantile_fraction:g} take over the "
+                 f"best {sch.quantile_fraction:g}'s checkpoints and perturb {', '.join(mutable_keys(spec))}")
     state = "exists (continue it with --resume)" if Path(exp_dir, SPEC_FILE).exists() else "new"
     ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
     space = "\n".join(f"    {k}: {p.type} {p.values if p.type == 'choice' else [p.low, p.high]}" for k, p in spec.space.items())
@@ -105,6 +108,7 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"{', '.join(f'{m} {k}' for k, m in spec.objectives.items())}" if spec.multi_objective else ""),
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {stop}",
+        f"searcher: Tune's random sampler (seed {sea.seed}) draws the population" if sch.type == "pbt" else
         f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sea.study_name or spec.name} in "
         f"{study_storage_url(spec, exp_dir) or 'memory'}",
         f"sweep directory: {exp_dir} ({state})",

@@ -116,11 +116,12 @@ def _last_checkpointed_epoch(trial_dir: Path) -> int:
 
 
 @pytest.mark.slow
-def test_pbt_sweep_resumes_after_sigterm_without_rerunning(tmp_path):
-    """Stopped by SIGTERM to its group part-way, the PBT sweep finishes with the printed hint. Trials
-    that had finished (as the stopped driver recorded them) report nothing more; the others go on
-    from their latest checkpoint: only an epoch whose report had not reached the driver when it
-    stopped (at most the last one each trial wrote) is trained again."""
+def test_pbt_sweep_resumes_after_sigint_without_rerunning(tmp_path):
+    """Stopped by SIGINT to its group part-way (Ctrl-C in a terminal; the multi-objective test sends
+    SIGTERM), the PBT sweep finishes with the printed hint. Trials that had finished (as the stopped
+    driver recorded them) report nothing more; the others go on from their latest checkpoint: only
+    an epoch whose report had not reached the driver when it stopped (at most the last one each
+    trial wrote) is trained again."""
     space = pbt_space(tmp_path, "pbtresume", checkpoint_period_s=2)
     exp_dir = tmp_path / "sweeps" / "pbtresume"
     log_path = tmp_path / "first.log"
@@ -134,7 +135,7 @@ def test_pbt_sweep_resumes_after_sigterm_without_rerunning(tmp_path):
             while sum(_last_checkpointed_epoch(d) for d in exp_dir.glob("trial_*")) < 8:
                 assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
                 time.sleep(0.2)
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGINT)
             rc = proc.wait(timeout=120)
         finally:
             if proc.poll() is None:

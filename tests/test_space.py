@@ -302,6 +302,16 @@ def test_multi_objective_space_loads_with_directions(tmp_path):
     assert list(shipped.objectives) == ["val_loss_synthetic", "val_loss_physical"] and shipped.metric == "val_loss"
 
 
+def test_shipped_pbt_space_mutates_the_coupling_and_fits_two_cores():
+    from hyco_ray.space import mutable_keys
+
+    spec = load_space(SPACES / "burgers_pbt.yaml")
+    assert spec.scheduler.type == "pbt" and spec.scheduler.perturbation_interval < spec.max_t
+    assert {"trainer_params.alpha", "trainer_params.physical.max_iterations"} <= set(mutable_keys(spec))
+    assert "trainer_params.warmup_epochs" in spec.space and "trainer_params.warmup_epochs" not in mutable_keys(spec)
+    assert spec.max_concurrent == spec.num_samples and spec.num_samples * spec.resources.cpu <= 2
+
+
 def test_multi_objective_mistakes_are_one_line_each(tmp_path, capsys):
     from hyco_ray.cli import main
 
