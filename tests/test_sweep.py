@@ -534,9 +534,10 @@ def test_export_of_a_front_member_reruns_to_its_objectives(mo_sweep, tmp_path):
         assert abs(last[key] - member.final[key]) / abs(member.final[key]) < 1e-6, (key, last[key], member.final[key])
 
 
-def test_multi_objective_sweep_resumes_after_sigterm_without_rerunning(tmp_path):
-    """Issue 12: a multi-objective sweep stopped by SIGTERM to its group resumes with the printed hint;
-    finished trials are not run again and every trial reaches the MO study with its last values."""
+def test_multi_objective_sweep_resumes_after_sigint_without_rerunning(tmp_path):
+    """Issue 12: a multi-objective sweep stopped by SIGINT (Ctrl-C) to its group resumes with the
+    printed hint; finished trials are not run again and every trial reaches the MO study with its
+    last values."""
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="moresume", num_samples=4, max_concurrent=2,
                         scheduler={"type": "fifo"}, checkpoint_period_s=2, objectives=OBJECTIVES)
     exp_dir = tmp_path / "sweeps" / "moresume"
@@ -549,7 +550,7 @@ def test_multi_objective_sweep_resumes_after_sigterm_without_rerunning(tmp_path)
             while len(_finished(exp_dir, 3)) < 1:
                 assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
                 time.sleep(0.5)
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGINT)
             rc = proc.wait(timeout=120)
         finally:
             if proc.poll() is None:
