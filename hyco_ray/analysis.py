@@ -30,7 +30,7 @@ import pandas as pd
 from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
 from hyco_ray.space import SweepSpec
-from hyco_ray.sweep import load_saved_spec
+from hyco_ray.sweep import TRAINED_FILE, load_saved_spec
 
 
 @dataclass
@@ -42,6 +42,13 @@ class TrialRecord:
     path: str
     num_failures: int = 0
     finished_at: float = math.inf  # Tune's time of its last result (s since the epoch)
+    trained: int = 0  # epochs it trained (epochs.jsonl): under PBT also those an exploit replaced
+
+    @property
+    def trial_epochs(self) -> int:
+        """Its compute: epochs reported (a retried trial's ``result.json`` can lack some its history has)."""
+        own = sum(r.get("trial_id") in (None, self.trial_id) for r in self.history)
+        return max(self.trained, own)
 
     @property
     def epochs(self) -> int:
@@ -112,19 +119,20 @@ class Sweep:
         return self.best(trial_id)
 
 
-def _read_history(trial_dir: Path) -> list[dict]:
+def _read_history(trial_dir: Path) -> tuple[list[dict], int]:
     """One row per epoch: ``result.json``'s (with Tune's timings), except where the trial's latest
     checkpoint says another trainer ran that epoch (under PBT, the trial it exploited) or
     ``result.json`` lacks it (a restarted trial's can); a diverged trial's last row has no checkpoint."""
     results = trial_dir / "result.json"
-    lines = filter(str.strip, results.read_text().splitlines()) if results.is_file() else ()
-    rows = {int(row.get("epoch", row["training_iteration"])): row for row in map(json.loads, lines)}
+    reported = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.is_file() else []
+    rows = {int(row.get("epoch", row["training_iteration"])): row for row in reported}
     for checkpoint in sorted(trial_dir.glob("checkpoint_*/history.json"))[-1:]:
         for row in json.loads(checkpoint.read_text()):
             epoch = int(row["epoch"])
             if epoch not in rows or rows[epoch].get("trial_id") != row.get("trial_id"):
                 rows[epoch] = row
-    return [rows[k] for k in sorted(rows)]
+    trained = trial_dir / TRAINED_FILE  # Tune's result.json can lose a paused PBT trial's rows
+    return [rows[k] for k in sorted(rows)], len(trained.read_text().splitlines()) if trained.is_file() else len(reported)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -142,8 +150,9 @@ def load_sweep(path: str | Path) -> Sweep:
     for trial_id, (t, run) in states.items():
         trial_dir = path / t.get("relative_logdir", f"trial_{trial_id}")
         params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
-        trials.append(TrialRecord(trial_id, t["status"], params, _read_history(trial_dir), str(trial_dir),
-                                  int(run.get("num_failures", 0)), float(run.get("last_result_time") or math.inf)))
+        history, trained = _read_history(trial_dir)
+        trials.append(TrialRecord(trial_id, t["status"], params, history, str(trial_dir), int(run.get("num_failures", 0)),
+                                  float(run.get("last_result_time") or math.inf), trained))
     trials.sort(key=lambda r: (r.finished_at, r.path))  # the order they finished
     return Sweep(path, spec, trials)
 
@@ -230,7 +239,7 @@ def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:
     values) in the order they finished; ``ranked``: complete trials first, best first."""
     spec = sweep.spec
     table = pd.DataFrame([{"trial_id": t.trial_id, "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
-                           "trial-epochs": len(t.history), spec.metric: t.value(spec.metric), "param_error": t.value("param_error"),
+                           "trial-epochs": t.trial_epochs, spec.metric: t.value(spec.metric), "param_error": t.value("param_error"),
                            **{k: t.value(k) for k in spec.objectives},
                            "failures": t.num_failures, **{k: t.params.get(k) for k in spec.space}}
                           for t in sweep.trials])

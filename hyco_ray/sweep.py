@@ -27,6 +27,8 @@ from hyco_ray.space import SweepSpec, mutable_keys, sample_params, spec_from_dic
 log = logging.getLogger(__name__)
 
 SPEC_FILE = "hyco_sweep.yaml"
+#: in a trial dir, one line per epoch the trial trained (compute: also epochs a PBT exploit replaced)
+TRAINED_FILE = "epochs.jsonl"
 
 
 class SweepError(HycoError):

@@ -15,6 +15,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +34,7 @@ from hyco.physics import make_problem
 from hyco.run import check_finite, evaluate_trainer, load_checkpoint, write_figures
 from hyco.runtime import configure, environment
 from hyco.training import create_trainer
+from hyco_ray import sweep as sweep_files
 from hyco_ray.space import SweepSpec, spec_from_dict
 
 STATE_FILE = "trainer_state.pt"
@@ -99,13 +101,15 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
             check_finite(metrics)
             if after_epoch is not None:
                 after_epoch(metrics["epoch"], trial_dir)
-            row = {**metrics, **extra}
+            row = {**metrics, **extra, "done_at": time.time()}  # when: budgets of trial-epochs in wall order
             if metrics["epoch"] >= spec.max_t:  # complete: figures and test metrics before ASHA ends the trial
                 write_figures(trainer, trial_dir)
                 if len(trainer.dataset.test):
                     test = evaluate_trainer(trainer, trial_dir).items()
                     row.update({k: v for k, v in test if k.startswith("test_")})
             reported.append(row)
+            with (trial_dir / sweep_files.TRAINED_FILE).open("a") as log:  # Tune's result.json can lose a paused PBT trial's rows
+                log.write(json.dumps(row) + "\n")
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
                 # every epoch so far: Tune's result.json can lose rows when a retried trial restarts
@@ -164,9 +168,7 @@ def _trial_dir(spec: SweepSpec) -> Path:
         return Path.cwd()
     if "://" in spec.storage_path:
         return Path(tune.get_context().get_trial_dir())
-    from hyco_ray.sweep import experiment_dir
-
-    path = Path(experiment_dir(spec)) / f"trial_{trial_id}"
+    path = Path(sweep_files.experiment_dir(spec)) / f"trial_{trial_id}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

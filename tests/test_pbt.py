@@ -93,6 +93,14 @@ def test_pbt_sweep_finishes_with_exploits_recorded(pbt_sweep):
                 assert by_epoch[epoch]["trial_id"] == seg["trained_by"]
         taken = _exploited(trial)[0]
         assert taken["trained_by"] == trial.trial_id or taken["from_epoch"] > 1
+    # compute counts every epoch trained, also those an exploit replaced in the trial's history
+    trained = {t.trial_id: Path(t.path, "epochs.jsonl").read_text().splitlines() for t in sweep.trials}
+    assert {t.trial_id: t.trial_epochs for t in sweep.trials} == {k: len(v) for k, v in trained.items()}
+    for trial in sweep.trials:  # its own epochs of the history (not always a tail: A -> B -> A) are among them
+        own = {(r["epoch"], r["done_at"]) for r in trial.history if r["trial_id"] == trial.trial_id}
+        assert own <= {(r["epoch"], r["done_at"]) for r in map(json.loads, trained[trial.trial_id])}
+    assert sum(map(len, trained.values())) >= EPOCHS * len(sweep.trials) - sum(
+        int(s["from_epoch"]) - 1 for t in sweep.trials for s in _exploited(t))
 
 
 @pytest.mark.slow
@@ -117,11 +125,10 @@ def _last_checkpointed_epoch(trial_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_pbt_sweep_resumes_after_sigint_without_rerunning(tmp_path):
-    """Stopped by SIGINT to its group part-way (Ctrl-C in a terminal; the multi-objective test sends
-    SIGTERM), the PBT sweep finishes with the printed hint. Trials that had finished (as the stopped
-    driver recorded them) report nothing more; the others go on from their latest checkpoint: only
-    an epoch whose report had not reached the driver when it stopped (at most the last one each
-    trial wrote) is trained again."""
+    """Stopped by SIGINT to its group part-way (Ctrl-C in a terminal), the PBT sweep finishes with
+    the printed hint. Trials that had finished (as the stopped driver recorded them) report nothing
+    more; the others go on from their latest checkpoint: only an epoch whose report had not reached
+    the driver when it stopped (at most the last one each trial wrote) is trained again."""
     space = pbt_space(tmp_path, "pbtresume", checkpoint_period_s=2)
     exp_dir = tmp_path / "sweeps" / "pbtresume"
     log_path = tmp_path / "first.log"
