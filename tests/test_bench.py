@@ -51,10 +51,30 @@ def test_asha_vs_fifo_bench_counts_trial_epochs(tmp_path):
 
     out = tmp_path / "asha_vs_fifo.json"
     asha_vs_fifo.main(["--configs", "3", "--epochs", "2", "--seeds", "0", "--schedulers", "1",
-                       "--recommend", "asha g2 r2 (burgers_quick)", "--out", str(out)])
+                       "--recommend", "asha g2 r2 (burgers_quick until 2026-12)", "--out", str(out)])
     data = json.loads(out.read_text())
     assert data["schedulers"]["fifo"]["trial_epochs"] == [6]
     assert 0 < data["trial_epochs_ratio"] <= 1 and data["best_metric_ratio"] >= 1 - 1e-12
+
+
+@pytest.mark.slow
+def test_search_methods_bench_spends_the_same_budget(tmp_path):
+    import search_methods
+
+    out = tmp_path / "search_methods.json"
+    search_methods.main(["--budget", "8", "--epochs", "4", "--seeds", "0", "--pbt-interval", "2",
+                         "--extra", *TINY, "--out", str(out)])
+    data = json.loads(out.read_text())
+    by_method = {r["method"]: r for r in data["records"]}
+    assert list(by_method) == list(search_methods.METHODS)
+    for method, record in by_method.items():
+        assert record["trial_epochs"] <= 8 and {"best_metric", "best_param_error"} <= set(record), method
+    # FIFO and PBT spend exactly the budget, every trial to the end; PBT trains no epoch twice
+    for method in ("random", "pbt"):
+        assert by_method[method]["trained_epochs_total"] == 8 and by_method[method]["complete"] == 2, method
+        assert 0 < by_method[method]["best_metric"] < float("inf")
+        assert by_method[method]["best_param_error"] <= by_method[method]["param_error_of_best"]
+    assert data["references"]["guess_param_error"] > 0 and data["references"]["defaults_metric"] > 0
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine runs the check itself")
