@@ -216,7 +216,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             else build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
             scheduler=SCHEDULERS.build(spec.scheduler.type, spec),
             num_samples=spec.num_samples - seed_offset,
-            max_concurrent_trials=spec.max_concurrent,
+            max_concurrent_trials=None if pbt else spec.max_concurrent,  # PBT: the generator's max_concurrent
             # a reused worker writes its files straight into a local sweep dir (trainable._trial_dir)
             reuse_actors=reuse_workers and "://" not in exp_dir,
             trial_name_creator=trial_name,
