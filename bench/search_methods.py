@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for method in methods:
                     spec, start = make_spec(Path(tmp), method, seed, args), time.perf_counter()
                     sweep = load_sweep(run_sweep(spec).experiment_dir)
-                    spent = sum(len(trained_rows(t)) for t in sweep.trials)
+                    spent = sum(t.trial_epochs for t in sweep.trials)  # the count of each trial's epochs.jsonl
                     at = reached(sweep, spec.max_t, budgets)
                     records.append({"method": method, "seed": seed, **at[args.budget], "trials": len(sweep.trials),
                                     "trained_epochs_total": spent, "wall_s": time.perf_counter() - start,
