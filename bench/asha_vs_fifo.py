@@ -87,8 +87,8 @@ def make_spec(tmp: Path, name: str, seed: int, args, grace: int | None, factor: 
 
 
 def run_one(spec) -> dict:
-    from hyco_ray.analysis import load_sweep
     from hyco_ray.sweep import run_sweep
+    from hyco_ray.sweep_dir import load_sweep
 
     tic = time.perf_counter()
     outcome = run_sweep(spec)

@@ -65,9 +65,9 @@ def main() -> None:
 
     import ray
 
-    from hyco_ray.analysis import load_sweep
     from hyco_ray.space import parse_space, validate_space
     from hyco_ray.sweep import connect_ray, run_sweep
+    from hyco_ray.sweep_dir import load_sweep
 
     space = yaml.safe_load(Path(args.space).read_text())
     storage = Path(tempfile.mkdtemp(prefix="hyco-gpu-"))

@@ -89,7 +89,7 @@ def make_spec(tmp: Path, method: str, seed: int, args):
 def trained_rows(trial) -> list[dict]:
     """Every epoch this trial trained (its ``epochs.jsonl``): under PBT also those before an exploit,
     which its history replaces by the exploited trial's."""
-    from hyco_ray.sweep import TRAINED_FILE
+    from hyco_ray.sweep_dir import TRAINED_FILE
 
     path = Path(trial.path) / TRAINED_FILE
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import ray
 
-    from hyco_ray.analysis import load_sweep
     from hyco_ray.sweep import connect_ray, run_sweep
+    from hyco_ray.sweep_dir import load_sweep
 
     records = []
     with tempfile.TemporaryDirectory(prefix="hyco-search-") as tmp:

@@ -103,8 +103,8 @@ def run_sequential(spec, configs: list[dict]) -> dict:
 
 def run_tuned(spec, configs: list[dict], concurrent: int, legacy: bool) -> dict:
     """(b): the sweep, Ray start-up and shutdown included in its wall time."""
-    from hyco_ray.analysis import load_sweep
     from hyco_ray.sweep import run_sweep
+    from hyco_ray.sweep_dir import load_sweep
 
     kwargs = {"reuse_workers": False} if legacy else {}
     tic, cpu = time.perf_counter(), time.process_time()

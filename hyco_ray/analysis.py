@@ -1,13 +1,5 @@
-"""Read a finished (or interrupted) sweep directory: summary, best-config export, report.
-
-A multi-objective sweep (``objectives`` in its space) has a Pareto front: its complete trials that no
-other complete trial dominates (as good in every objective, better in one). Its default export is the
-front's knee: the member closest (Euclidean) to the utopia point after scaling each objective to
-[0, 1] over the front (0: the front's best value of that objective).
-
-A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
-retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
-"""
+"""What a sweep found, for people: summary, best-config export, trials table, report figures and the
+comparison of sweeps (the directory itself is read by :mod:`hyco_ray.sweep_dir`)."""
 
 from __future__ import annotations
 
@@ -15,146 +7,19 @@ import json
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
-import numpy as np
 import optuna
 import optuna.visualization.matplotlib as vis
 import pandas as pd
 
 from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
-from hyco_ray.space import SweepSpec
-from hyco_ray.sweep import TRAINED_FILE, load_saved_spec
-
-
-@dataclass
-class TrialRecord:
-    trial_id: str
-    status: str  # Tune's: TERMINATED, ERROR, PENDING, RUNNING, PAUSED
-    params: dict[str, Any]
-    history: list[dict]  # one result per epoch, ordered by epoch
-    path: str
-    num_failures: int = 0
-    finished_at: float = math.inf  # Tune's time of its last result (s since the epoch)
-    trained: int = 0  # epochs it trained (epochs.jsonl): under PBT also those an exploit replaced
-
-    @property
-    def trial_epochs(self) -> int:
-        """Its compute: epochs reported (a retried trial's ``result.json`` can lack some its history has)."""
-        own = sum(r.get("trial_id") in (None, self.trial_id) for r in self.history)
-        return max(self.trained, own)
-
-    @property
-    def epochs(self) -> int:
-        return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
-
-    @property
-    def final(self) -> dict:
-        return self.history[-1] if self.history else {}
-
-    def value(self, metric: str) -> float:
-        return float(v) if isinstance(v := self.final.get(metric), (int, float)) else math.nan
-
-    def outcome(self, max_t: int) -> str:
-        if self.status != "TERMINATED":
-            return "error" if self.status == "ERROR" else "unfinished"
-        if "training_error" in self.final:
-            return "diverged"
-        return "complete" if self.epochs >= max_t else "stopped"
-
-
-@dataclass
-class Sweep:
-    path: Path
-    spec: SweepSpec
-    trials: list[TrialRecord] = field(default_factory=list)
-
-    def by_outcome(self, outcome: str) -> list[TrialRecord]:
-        return [t for t in self.trials if t.outcome(self.spec.max_t) == outcome]
-
-    def best(self, trial_id: str | None = None) -> TrialRecord:
-        """The named trial, else the best complete one (all epochs run) by the sweep's metric."""
-        top, metric = trials_table(self, ranked=True).iloc[0], self.spec.metric
-        if not trial_id and (top.outcome != "complete" or not math.isfinite(top[metric])):
-            raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with a finite {metric}")
-        for t in self.trials:
-            if (trial_id or top.trial_id) in (t.trial_id, Path(t.path).name):
-                return t
-        raise HycoError(f"no trial {trial_id!r} in {self.path}")
-
-    def _minimised(self, trials: list[TrialRecord]) -> np.ndarray:
-        """The objectives of ``trials``, signed so that smaller is better: ``[trials, objectives]``."""
-        signs = [1.0 if mode == "min" else -1.0 for mode in self.spec.objectives.values()]
-        rows = [[s * t.value(k) for s, k in zip(signs, self.spec.objectives)] for t in trials]
-        return np.array(rows, dtype=float).reshape(len(trials), len(signs))
-
-    def pareto_front(self) -> list[TrialRecord]:
-        """Complete trials with finite objectives that no other such trial dominates, in finishing order."""
-        done = [t for t in self.by_outcome("complete") if np.isfinite(self._minimised([t])).all()]
-        p = self._minimised(done)  # p[i] dominates p[j]: as good in every objective, better in one
-        dominated = ((p[:, None] <= p[None]).all(-1) & (p[:, None] < p[None]).any(-1)).any(0)
-        return [t for t, out in zip(done, dominated) if not out]
-
-    def knee(self) -> TrialRecord:
-        """The default pick of a multi-objective sweep: the front member closest to the utopia point,
-        each objective scaled to [0, 1] over the front (the first such trial to finish on a tie)."""
-        front = self.pareto_front()
-        if not front:
-            raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with finite objectives")
-        p = self._minimised(front)
-        span = p.max(0) - p.min(0)
-        distances = [math.hypot(*row) for row in (p - p.min(0)) / np.where(span > 0, span, 1.0)]
-        return front[distances.index(min(distances))]
-
-    def default_pick(self, trial_id: str | None = None) -> TrialRecord:
-        """What ``hyco export`` writes: the named trial, else the knee (multi-objective) or the best trial."""
-        if trial_id is None and self.spec.multi_objective:
-            return self.knee()
-        return self.best(trial_id)
-
-
-def _read_history(trial_dir: Path) -> tuple[list[dict], int]:
-    """One row per epoch: ``result.json``'s (with Tune's timings), except where the trial's latest
-    checkpoint says another trainer ran that epoch (under PBT, the trial it exploited) or
-    ``result.json`` lacks it (a restarted trial's can); a diverged trial's last row has no checkpoint."""
-    results = trial_dir / "result.json"
-    reported = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.is_file() else []
-    rows = {int(row.get("epoch", row["training_iteration"])): row for row in reported}
-    for checkpoint in sorted(trial_dir.glob("checkpoint_*/history.json"))[-1:]:
-        for row in json.loads(checkpoint.read_text()):
-            epoch = int(row["epoch"])
-            if epoch not in rows or rows[epoch].get("trial_id") != row.get("trial_id"):
-                rows[epoch] = row
-    trained = trial_dir / TRAINED_FILE  # Tune's result.json can lose a paused PBT trial's rows
-    return [rows[k] for k in sorted(rows)], len(trained.read_text().splitlines()) if trained.is_file() else len(reported)
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    """Trials of a local sweep directory from JSON only (Tune's experiment states, oldest first, each
-    trial's ``result.json`` and checkpoint history): no pickle in the directory is loaded."""
-    path = Path(path).expanduser().resolve()
-    spec, states = load_saved_spec(path), {}
-    for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first
-        for trial_json, run_json in json.loads(state_file.read_text())["trial_data"]:
-            trial = json.loads(trial_json)
-            states[trial["trial_id"]] = (trial, json.loads(run_json))
-    if not states:
-        raise HycoError(f"{path}: no Tune experiment state (experiment_state-*.json); did a trial start?")
-    trials = []
-    for trial_id, (t, run) in states.items():
-        trial_dir = path / t.get("relative_logdir", f"trial_{trial_id}")
-        params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
-        history, trained = _read_history(trial_dir)
-        trials.append(TrialRecord(trial_id, t["status"], params, history, str(trial_dir), int(run.get("num_failures", 0)),
-                                  float(run.get("last_result_time") or math.inf), trained))
-    trials.sort(key=lambda r: (r.finished_at, r.path))  # the order they finished
-    return Sweep(path, spec, trials)
+from hyco_ray.sweep_dir import TRIAL_CONFIG_FILE, Sweep, load_sweep
 
 
 def _fmt(v: Any) -> str:
@@ -211,7 +76,7 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     knee of a multi-objective sweep's front; ``hyco train --config-file`` reruns it."""
     sweep = load_sweep(sweep_dir)
     spec, trial = sweep.spec, sweep.default_pick(trial_id)
-    saved = Path(trial.path) / "hyco_config.yaml"
+    saved = Path(trial.path) / TRIAL_CONFIG_FILE
     if not saved.is_file():
         raise HycoError(f"{saved} is missing: the trial's config was not saved")
     threads = int(trial.final.get("num_threads", spec.num_threads))
@@ -260,14 +125,6 @@ def sweep_stats(sweep: Sweep) -> dict[str, Any]:
 def _markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(map(_fmt, row)) + " |" for row in table.itertuples(index=False)]) + "\n"
-
-
-def load_study(sweep: Sweep):
-    """The sweep's Optuna study from its database; None where the study lived in memory."""
-    url = sweep.spec.searcher.storage
-    if url == "auto":
-        url = f"sqlite:///{sweep.path}/optuna.db" if (sweep.path / "optuna.db").exists() else None
-    return optuna.load_study(study_name=sweep.spec.searcher.study_name or sweep.spec.name, storage=url) if url else None
 
 
 def param_importances(study) -> tuple[dict[str, float], str]:
@@ -346,7 +203,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = Path(out_dir) if out_dir else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)
-    table, study = trials_table(sweep, ranked=True), load_study(sweep)
+    table, study = trials_table(sweep, ranked=True), sweep.study()
     files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out),
              **({"pareto": save(plot_pareto(sweep), out / "pareto.png")} if sweep.spec.multi_objective else {}),
              "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}

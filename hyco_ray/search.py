@@ -129,17 +129,10 @@ def build_sampler(spec, seed: int | None = None):
     return SAMPLERS.build(spec.searcher.sampler, spec.searcher, spec.searcher.seed if seed is None else seed)
 
 
-def study_storage_url(spec, experiment_dir: str) -> str | None:
-    """The study's database: ``auto`` puts a SQLite file into a local sweep directory."""
-    if spec.searcher.storage != "auto":
-        return spec.searcher.storage
-    return None if "://" in experiment_dir else f"sqlite:///{experiment_dir}/optuna.db"  # s3:// etc.: in memory
-
-
 def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
-    """The Optuna searcher (``seed_offset``: trials added to an existing study draw new points);
-    the study is named after the sweep unless ``searcher.study_name``."""
+    """The Optuna searcher (``seed_offset``: trials added to an existing study draw new points)."""
     from hyco_ray.pruning import PruningOptunaSearch
+    from hyco_ray.sweep_dir import study_name
 
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},
@@ -148,6 +141,6 @@ def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
         objectives=spec.objectives,
         sampler=build_sampler(spec, spec.searcher.seed + seed_offset),
         storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
-        study_name=spec.searcher.study_name or spec.name,
+        study_name=study_name(spec),
         max_t=spec.max_t,
     )

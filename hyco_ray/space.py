@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +20,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hyco.config import config_from_dict, config_to_dict, load_config
+from hyco.config import config_from_dict, config_to_dict, load_config, override_value
 from hyco.config.schema import SCHEDULABLE
 from hyco.errors import ConfigError
 from hyco_ray.search import CALLBACKS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULERS, build_sampler
@@ -141,7 +140,7 @@ class SweepSpec:
     def trial_overrides(self, params: dict[str, Any], threads: int | None = None) -> list[str]:
         """Fixed overrides, then the trial's sampled values, then its thread count: what
         ``hyco train`` needs to rebuild a trial's config exactly."""
-        values = [f"{k}={format_value(params[k])}" for k in self.space if k in params]
+        values = [f"{k}={override_value(params[k])}" for k in self.space if k in params]
         return [*self.overrides, *values, f"run_params.num_threads={threads or self.num_threads}"]
 
     def to_dict(self) -> dict:
@@ -151,19 +150,6 @@ class SweepSpec:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def format_value(value: Any) -> str:
-    """A Python value as a Hydra override value (floats round-trip exactly)."""
-    value = value.item() if hasattr(value, "item") else value  # numpy scalar
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(map(format_value, value)) + "]"
-    text = str(value)
-    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _fail(where: str, key: str, msg: str) -> None:
@@ -364,7 +350,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
         _fail(where, "scheduler.grace_period", f"is {spec.scheduler.grace_period}, more than max_t = {epochs}")
     cache = Path(base.data.cache_dir).expanduser().resolve()
     spec.overrides = [o for o in spec.overrides if o.split("=", 1)[0].lstrip("+") != "data.cache_dir"]
-    spec.overrides.append(f"data.cache_dir={format_value(str(cache))}")
+    spec.overrides.append(f"data.cache_dir={override_value(str(cache))}")
     return spec
 
 
@@ -378,11 +364,6 @@ def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     except yaml.YAMLError as exc:
         raise SpaceError(f"{path}: not valid YAML: {exc}") from None
     return validate_space(parse_space(data, str(path), list(overrides)))
-
-
-def spec_from_dict(data: dict) -> SweepSpec:
-    """A spec saved in a sweep directory (already validated when the sweep started)."""
-    return parse_space(data, where="hyco_sweep.yaml")
 
 
 def sample_params(spec: SweepSpec, seed: int | None = None) -> dict[str, Any]:

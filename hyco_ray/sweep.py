@@ -1,9 +1,7 @@
-"""Run a sweep: Ray (a new local one, or a cluster), Optuna TPE + ASHA, resume, and the debug run.
-
-``address`` (or ``RAY_ADDRESS``) joins a cluster (a Ray >= 2.59 one needs its token, see the README);
-a multi-node cluster needs a ``storage_path`` all nodes reach (``s3://...``, NFS). The sweep dir
-``<storage_path>/<name>`` holds Tune's state, a directory per trial, ``hyco_sweep.yaml`` (the
-validated spec that ``--resume``, export and report read), ``optuna.db`` and ``summary.md``.
+"""Run a sweep: Ray (a new local one, or a cluster), the searcher and scheduler of the spec, resume,
+and the debug run. ``address`` (or ``RAY_ADDRESS``) joins a cluster (a Ray >= 2.59 one needs its
+token, see the README); a multi-node cluster needs a ``storage_path`` all nodes reach (``s3://...``,
+NFS) for the sweep directory (:mod:`hyco_ray.sweep_dir`).
 """
 
 from __future__ import annotations
@@ -17,23 +15,14 @@ from pathlib import Path
 from unittest import mock
 
 import torch
-import yaml
 
 from hyco.config import load_config
-from hyco.errors import HycoError
-from hyco_ray.search import CALLBACKS, SCHEDULERS, STEP_KEY, build_searcher, study_storage_url
-from hyco_ray.space import SweepSpec, mutable_keys, sample_params, spec_from_dict
+from hyco_ray import sweep_dir
+from hyco_ray.search import CALLBACKS, SCHEDULERS, STEP_KEY, build_searcher
+from hyco_ray.space import SweepSpec, mutable_keys, sample_params
+from hyco_ray.sweep_dir import SPEC_FILE, SweepError, experiment_dir, load_saved_spec, load_sweep, study_storage_url
 
 log = logging.getLogger(__name__)
-
-SPEC_FILE = "hyco_sweep.yaml"
-#: in a trial dir, one line per epoch the trial trained (compute: also epochs a PBT exploit replaced)
-TRAINED_FILE = "epochs.jsonl"
-
-
-class SweepError(HycoError):
-    """A sweep cannot start or resume (the message says what to do)."""
-
 
 @dataclass
 class SweepOutcome:
@@ -48,30 +37,6 @@ class SweepOutcome:
     def exit_code(self) -> int:
         """0 done, 130 interrupted (resumable), 1 every trial errored."""
         return 130 if not self.finished else int(bool(self.trials) and self.errored == self.trials)
-
-
-def experiment_dir(spec: SweepSpec) -> str:
-    """``<storage_path>/<name>``; a local storage path is made absolute (Ray needs that)."""
-    if "://" in spec.storage_path:
-        return spec.storage_path.rstrip("/") + "/" + spec.name
-    return str(Path(spec.storage_path).expanduser().resolve() / spec.name)
-
-
-def _write_text(uri_or_path: str, text: str) -> None:
-    """Write a file into a local or remote (``s3://``) sweep directory."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(uri_or_path)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as out:
-        out.write(text.encode())
-
-
-def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
-    path = Path(exp_dir) / SPEC_FILE
-    if not path.is_file():
-        raise SweepError(f"{exp_dir} has no {SPEC_FILE}: is it a sweep directory written by hyco tune?")
-    return spec_from_dict(yaml.safe_load(path.read_text()))
 
 
 def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
@@ -111,7 +76,7 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {stop}",
         f"searcher: Tune's random sampler (seed {sea.seed}) draws the population" if sch.type == "pbt" else
-        f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sea.study_name or spec.name} in "
+        f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sweep_dir.study_name(spec)} in "
         f"{study_storage_url(spec, exp_dir) or 'memory'}",
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
@@ -194,7 +159,8 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     a new worker per trial re-imports torch, PhiFlow and Hydra, 3-7 s (``bench/sweep_overhead.py``)."""
     from ray import tune
 
-    from hyco_ray.trainable import make_trainable, trial_name
+    from hyco_ray.sweep_dir import trial_name
+    from hyco_ray.trainable import make_trainable
 
     trainable = make_trainable(spec, after_epoch)
     if resume:
@@ -244,7 +210,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     from ray import tune
 
     from hyco_ray import leftovers
-    from hyco_ray.analysis import load_sweep, summary_text
+    from hyco_ray.analysis import summary_text
 
     exp_dir, address = experiment_dir(spec), address or os.environ.get("RAY_ADDRESS")
     local = "://" not in exp_dir
@@ -264,7 +230,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
-    _write_text(f"{exp_dir}/{SPEC_FILE}", spec.to_yaml())
+    sweep_dir.save_spec(spec)
     started = connect_ray(address, num_cpus, exp_dir)
     if address:
         total = ray.cluster_resources()
@@ -291,7 +257,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         return SweepOutcome(exp_dir, msg, True, wall)
     sweep = load_sweep(exp_dir)
     summary = summary_text(sweep, wall_s=wall)
-    _write_text(f"{exp_dir}/summary.md", summary)
+    sweep_dir.write_text(f"{exp_dir}/{sweep_dir.SUMMARY_FILE}", summary)
     print(summary)
     return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished"), wall, len(sweep.trials), len(sweep.by_outcome("error")))
 

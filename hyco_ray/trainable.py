@@ -26,16 +26,16 @@ import torch
 from ray import tune
 
 from hyco.config import config_to_yaml, load_config
-from hyco.config.schema import SCHEDULABLE, ScheduleStep
+from hyco.config.schedule import schedule_from_history
 from hyco.config.validate import validate
 from hyco.data import Dataset, build_dataset
-from hyco.errors import HycoError, TrainingError
+from hyco.errors import TrainingError
 from hyco.physics import make_problem
 from hyco.run import check_finite, evaluate_trainer, load_checkpoint, write_figures
 from hyco.runtime import configure, environment
 from hyco.training import create_trainer
-from hyco_ray import sweep as sweep_files
-from hyco_ray.space import SweepSpec, spec_from_dict
+from hyco_ray import sweep_dir
+from hyco_ray.space import SweepSpec, parse_space
 
 STATE_FILE = "trainer_state.pt"
 HISTORY_FILE = "history.json"
@@ -70,7 +70,7 @@ def pick_device() -> tuple[str, dict[str, Any]]:
 def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, Path], None] | None = None) -> None:
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
-    spec = spec_from_dict(sweep)  # torch threads: the trial's CPUs (resources.cpu, as Ray reserved them)
+    spec = parse_space(sweep, where=sweep_dir.SPEC_FILE)  # torch threads: the trial's CPUs (resources.cpu, as Ray reserved them)
     trial_dir, (device, info), trial_id = _trial_dir(spec), pick_device(), _trial_id()
     state, reported = None, []  # the checkpoint's trainer state and the epochs that led to it
     checkpoint = tune.get_checkpoint()  # this trial's own, or under PBT another's that it exploits
@@ -81,12 +81,12 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
                 reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
     restored_from = int(state["epoch"]) if state else 0
     settings = {k: getattr(v := config[k], "item", lambda: v)() for k in spec.space if k in config}  # numpy: plain
-    first, steps = schedule_of(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
+    first, steps = schedule_from_history(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
     cfg = load_config(spec.base, spec.trial_overrides(first))
     cfg.trainer_params.schedule = steps
     validate(cfg)
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    (trial_dir / "hyco_config.yaml").write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
+    (trial_dir / sweep_dir.TRIAL_CONFIG_FILE).write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
     _write_lineage(trial_dir, reported[:restored_from], settings, trial_id, restored_from + 1)
     configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
     trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
@@ -108,7 +108,7 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
                     test = evaluate_trainer(trainer, trial_dir).items()
                     row.update({k: v for k, v in test if k.startswith("test_")})
             reported.append(row)
-            with (trial_dir / sweep_files.TRAINED_FILE).open("a") as log:  # Tune's result.json can lose a paused PBT trial's rows
+            with (trial_dir / sweep_dir.TRAINED_FILE).open("a") as log:  # Tune's result.json can lose a paused PBT trial's rows
                 log.write(json.dumps(row) + "\n")
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
@@ -122,24 +122,6 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
 
 
-def schedule_of(rows: list[dict], settings: dict[str, Any], next_epoch: int) -> tuple[dict, list[ScheduleStep]]:
-    """The settings a trial started with and the changes since, as ``trainer_params.schedule``: from
-    the epochs behind its checkpoint (each row carries the settings it was trained with; under PBT
-    they include the exploited trial's) and its own settings from ``next_epoch`` on."""
-    segments = [(int(r["epoch"]), r["settings"]) for r in rows if "settings" in r] + [(next_epoch, settings)]
-    first, steps, now = segments[0][1], [], segments[0][1]
-    for epoch, values in segments[1:]:
-        changed = {k: v for k, v in values.items() if now.get(k) != v}
-        fixed = sorted(k for k in changed if k.removeprefix("trainer_params.") not in SCHEDULABLE)
-        if fixed:
-            raise HycoError(f"{', '.join(fixed)} changed at epoch {epoch}, but only {', '.join(SCHEDULABLE)} "
-                            "(under trainer_params) can change during training")
-        if changed:
-            steps.append(ScheduleStep(epoch, {k.removeprefix("trainer_params."): v for k, v in changed.items()}))
-        now = values
-    return first, steps
-
-
 def _write_lineage(trial_dir: Path, rows: list[dict], settings: dict, trial_id: str | None, next_epoch: int) -> None:
     """``schedule.json``: the trial's epochs in segments of one trainer and one setting each; a
     segment trained by another trial is a PBT exploit (its checkpoint was taken over)."""
@@ -150,7 +132,7 @@ def _write_lineage(trial_dir: Path, rows: list[dict], settings: dict, trial_id: 
             continue
         segments.append({"from_epoch": epoch, "trained_by": who, "settings": values,
                          "exploit": bool(segments) and segments[-1]["trained_by"] != who})
-    (trial_dir / "schedule.json").write_text(json.dumps(segments, indent=1, default=str))
+    (trial_dir / sweep_dir.LINEAGE_FILE).write_text(json.dumps(segments, indent=1, default=str))
 
 
 def _trial_id() -> str | None:
@@ -168,14 +150,7 @@ def _trial_dir(spec: SweepSpec) -> Path:
         return Path.cwd()
     if "://" in spec.storage_path:
         return Path(tune.get_context().get_trial_dir())
-    path = Path(sweep_files.experiment_dir(spec)) / f"trial_{trial_id}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def trial_name(trial: Any) -> str:
-    """Short trial (and directory) names: ``trial_<id>``."""
-    return f"trial_{trial.trial_id}"
+    return sweep_dir.trial_dir(spec, trial_id)
 
 
 def make_trainable(spec: SweepSpec, after_epoch: Callable[[int, Path], None] | None = None):

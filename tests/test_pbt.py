@@ -23,9 +23,9 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import SMALL, write_space  # noqa: E402
 
-from hyco_ray.analysis import load_sweep  # noqa: E402
 from hyco_ray.space import SpaceError, load_space  # noqa: E402
 from hyco_ray.sweep import run_sweep  # noqa: E402
+from hyco_ray.sweep_dir import load_sweep  # noqa: E402
 
 EPOCHS = 6
 HALF = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]"]  # alpha matters

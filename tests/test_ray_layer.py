@@ -7,6 +7,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from hyco_ray import sweep as sweep_mod  # noqa: E402
+from hyco_ray import sweep_dir  # noqa: E402
 
 
 def test_local_ray_never_joins_another_ray_on_the_host(monkeypatch):
@@ -106,8 +107,8 @@ def test_a_trial_with_an_infinite_val_loss_is_diverged(tmp_path, monkeypatch):
     from test_cli import SMALL
 
     from hyco_ray import trainable
-    from hyco_ray.analysis import TrialRecord
     from hyco_ray.space import load_space
+    from hyco_ray.sweep_dir import TrialRecord
 
     spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache",
                                   overrides=[*SMALL, "trainer_params.synthetic.learning_rate=1e5"]))
@@ -209,8 +210,8 @@ def test_resume_refuses_an_edited_space(tmp_path):
     from hyco_ray.space import load_space
 
     spec = load_space(write_space(tmp_path))
-    exp_dir = sweep_mod.experiment_dir(spec)
-    sweep_mod._write_text(f"{exp_dir}/{sweep_mod.SPEC_FILE}", spec.to_yaml())
+    exp_dir = sweep_dir.experiment_dir(spec)
+    sweep_dir.save_spec(spec)
     assert sweep_mod._unchanged_saved_spec(exp_dir, spec).to_dict() == spec.to_dict()
     edited = load_space(write_space(tmp_path), ["num_samples=2", "space.trainer_params.alpha.high=0.5"])
     with pytest.raises(sweep_mod.SweepError, match=r"num_samples: 4 -> 2.*space.trainer_params.alpha.high: 1.0 -> 0.5"):
@@ -225,7 +226,7 @@ def test_interrupt_hint_keeps_the_sweep_name(tmp_path, monkeypatch, capsys):
 
     space = write_space(tmp_path)
     monkeypatch.setattr(sweep_mod, "run_sweep", lambda spec, **kw: sweep_mod.SweepOutcome(
-        sweep_mod.experiment_dir(spec), "", False, 1.0))
+        sweep_dir.experiment_dir(spec), "", False, 1.0))
     assert main(["tune", str(space), "--name", "X", "num_samples=3"]) == 130
     hint = capsys.readouterr().out.split("continue it with: ")[1].strip()
     assert hint == f"hyco tune {space} --name X num_samples=3 --resume"

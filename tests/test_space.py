@@ -10,7 +10,8 @@ import pytest
 import yaml
 from sweep_util import BASE_SPACE, write_space
 
-from hyco_ray.space import SpaceError, format_value, load_space, parse_space, sample_params, spec_from_dict
+from hyco.config import override_value
+from hyco_ray.space import SpaceError, load_space, parse_space, sample_params
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 SEARCHED = {"trainer_params.alpha", "trainer_params.warmup_epochs", "trainer_params.physical.max_iterations",
@@ -40,7 +41,7 @@ def test_shipped_spaces_load(name):
 
 def test_spec_round_trips_through_the_sweep_dir_copy(tmp_path):
     spec = load_space(write_space(tmp_path))
-    again = spec_from_dict(yaml.safe_load(spec.to_yaml()))
+    again = parse_space(yaml.safe_load(spec.to_yaml()))
     assert again.to_dict() == spec.to_dict()
     assert again.max_t == 3
 
@@ -61,7 +62,7 @@ def test_sampled_params_are_seeded_and_inside_the_bounds(tmp_path):
 def test_override_values_round_trip(value):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_override(f"k={format_value(value)}").value()
+    parsed = OverridesParser.create().parse_override(f"k={override_value(value)}").value()
     assert parsed == value and type(parsed) is type(value)
 
 
@@ -296,7 +297,7 @@ def test_multi_objective_space_loads_with_directions(tmp_path):
     """Issue 12: several objectives with modes; metric/mode stay the scalar of ASHA and the best trial."""
     spec = load_space(write_space(tmp_path, objectives=MO, searcher={"sampler": "nsga2"}))
     assert spec.multi_objective and spec.directions == ["minimize", "minimize"] and spec.metric == "val_loss"
-    assert spec_from_dict(spec.to_dict()).objectives == MO
+    assert parse_space(spec.to_dict()).objectives == MO
     assert set(sample_params(spec)) == set(spec.space)
     shipped = load_space(SPACES / "burgers_pareto.yaml")
     assert list(shipped.objectives) == ["val_loss_synthetic", "val_loss_physical"] and shipped.metric == "val_loss"

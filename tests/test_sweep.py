@@ -25,9 +25,10 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import SMALL, fail_once_at, write_space  # noqa: E402
 
-from hyco_ray.analysis import export_best, load_sweep, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
+from hyco_ray.analysis import export_best, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
 from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
+from hyco_ray.sweep_dir import load_sweep  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

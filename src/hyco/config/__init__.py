@@ -9,6 +9,7 @@ from hyco.config.load import (
     config_to_yaml,
     load_config,
     load_config_file,
+    override_value,
 )
 from hyco.config.schema import RunConfig
 
@@ -20,4 +21,5 @@ __all__ = [
     "config_to_yaml",
     "load_config",
     "load_config_file",
+    "override_value",
 ]

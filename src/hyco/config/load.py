@@ -6,8 +6,10 @@ config file. Every error becomes one :class:`~hyco.errors.ConfigError` naming th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -127,3 +129,16 @@ def config_from_dict(data: dict) -> RunConfig:
     cfg = _to_schema(OmegaConf.create(data), "config")
     validate(cfg)
     return cfg
+
+
+def override_value(value: Any) -> str:
+    """A Python value as a Hydra override value (floats round-trip exactly)."""
+    value = value.item() if hasattr(value, "item") else value  # numpy scalar
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(override_value, value)) + "]"
+    text = str(value)
+    return text if re.fullmatch(r"[\w./-]+", text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

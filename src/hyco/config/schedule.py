@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hyco.config.schema import SCHEDULABLE, RunConfig, TrainerParams
+from hyco.config.schema import SCHEDULABLE, RunConfig, ScheduleStep, TrainerParams
 from hyco.errors import ConfigError
 
 
@@ -76,3 +76,21 @@ def check_schedule(cfg: RunConfig, validate) -> None:
             validate(scheduled)
         except ConfigError as exc:
             raise ConfigError(f"trainer_params.schedule[{i}] (from epoch {step.from_epoch}): {exc}") from None
+
+
+def schedule_from_history(rows: list[dict], settings: dict[str, Any], next_epoch: int) -> tuple[dict, list[ScheduleStep]]:
+    """The settings a trial started with and the changes since, as ``trainer_params.schedule``: from
+    the epochs behind its checkpoint (each row carries the settings it was trained with; under PBT
+    they include the exploited trial's) and its own settings from ``next_epoch`` on."""
+    segments = [(int(r["epoch"]), r["settings"]) for r in rows if "settings" in r] + [(next_epoch, settings)]
+    first, steps, now = segments[0][1], [], segments[0][1]
+    for epoch, values in segments[1:]:
+        changed = {k: v for k, v in values.items() if now.get(k) != v}
+        fixed = sorted(k for k in changed if k.removeprefix("trainer_params.") not in SCHEDULABLE)
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)} changed at epoch {epoch}, but only {', '.join(SCHEDULABLE)} "
+                              "(under trainer_params) can change during training")
+        if changed:
+            steps.append(ScheduleStep(epoch, {k.removeprefix("trainer_params."): v for k, v in changed.items()}))
+        now = values
+    return first, steps

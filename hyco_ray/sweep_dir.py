@@ -1,0 +1,225 @@
+"""The sweep directory ``<storage_path>/<name>``: every file name and path of a sweep, read and
+written here only. It holds the validated spec (``hyco_sweep.yaml``: what ``--resume``, export and
+report read), the Optuna study (``optuna.db``), ``summary.md`` and a directory per trial: Tune's
+``result.json`` and checkpoints, and ours: the config the trial ran, the epochs it trained, its PBT
+lineage. A local one is read from JSON and YAML only: no pickle in it is loaded.
+
+A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
+retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
+A multi-objective sweep's Pareto front: its complete trials that no other complete trial dominates (as
+good in every objective, better in one); its knee, the default export: the member closest to the
+utopia point after scaling each objective to [0, 1] over the front.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import yaml
+
+from hyco.errors import HycoError
+from hyco_ray.space import SweepSpec, parse_space
+
+SPEC_FILE = "hyco_sweep.yaml"
+SUMMARY_FILE = "summary.md"
+STUDY_FILE = "optuna.db"
+#: in a trial dir: the config it ran (``hyco export`` copies it), one line per epoch it trained
+#: (under PBT also epochs an exploit replaced), and its segments of one trainer and setting each
+TRIAL_CONFIG_FILE, TRAINED_FILE, LINEAGE_FILE = "hyco_config.yaml", "epochs.jsonl", "schedule.json"
+
+
+class SweepError(HycoError):
+    """A sweep cannot start or resume (the message says what to do)."""
+
+
+def experiment_dir(spec: SweepSpec) -> str:
+    """``<storage_path>/<name>``; a local storage path is made absolute (Ray needs that)."""
+    if "://" in spec.storage_path:
+        return spec.storage_path.rstrip("/") + "/" + spec.name
+    return str(Path(spec.storage_path).expanduser().resolve() / spec.name)
+
+
+def trial_name(trial: Any) -> str:
+    """A Tune trial's name and directory name: ``trial_<id>``."""
+    return f"trial_{trial.trial_id}"
+
+
+def trial_dir(spec: SweepSpec, trial_id: str) -> Path:
+    """``<sweep dir>/trial_<id>`` of a local sweep, created."""
+    path = Path(experiment_dir(spec)) / f"trial_{trial_id}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_text(uri_or_path: str, text: str) -> None:
+    """Write a file into a local or remote (``s3://``) sweep directory."""
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(uri_or_path)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(text.encode())
+
+
+def save_spec(spec: SweepSpec) -> None:
+    write_text(f"{experiment_dir(spec)}/{SPEC_FILE}", spec.to_yaml())
+
+
+def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
+    """The spec a sweep started with (validated then)."""
+    path = Path(exp_dir) / SPEC_FILE
+    if not path.is_file():
+        raise SweepError(f"{exp_dir} has no {SPEC_FILE}: is it a sweep directory written by hyco tune?")
+    return parse_space(yaml.safe_load(path.read_text()), where=SPEC_FILE)
+
+
+def study_name(spec: SweepSpec) -> str:
+    return spec.searcher.study_name or spec.name
+
+
+def study_storage_url(spec: SweepSpec, exp_dir: str) -> str | None:
+    """The study's database: ``auto`` puts a SQLite file into a local sweep directory."""
+    if spec.searcher.storage != "auto":
+        return spec.searcher.storage
+    return None if "://" in exp_dir else f"sqlite:///{exp_dir}/{STUDY_FILE}"  # s3:// etc.: in memory
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    status: str  # Tune's: TERMINATED, ERROR, PENDING, RUNNING, PAUSED
+    params: dict[str, Any]
+    history: list[dict]  # one result per epoch, ordered by epoch
+    path: str
+    num_failures: int = 0
+    finished_at: float = math.inf  # Tune's time of its last result (s since the epoch)
+    trained: int = 0  # epochs it trained (epochs.jsonl): under PBT also those an exploit replaced
+
+    @property
+    def trial_epochs(self) -> int:
+        """Its compute: epochs reported (a retried trial's ``result.json`` can lack some its history has)."""
+        own = sum(r.get("trial_id") in (None, self.trial_id) for r in self.history)
+        return max(self.trained, own)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+    def value(self, metric: str) -> float:
+        return float(v) if isinstance(v := self.final.get(metric), (int, float)) else math.nan
+
+    def outcome(self, max_t: int) -> str:
+        if self.status != "TERMINATED":
+            return "error" if self.status == "ERROR" else "unfinished"
+        if "training_error" in self.final:
+            return "diverged"
+        return "complete" if self.epochs >= max_t else "stopped"
+
+
+@dataclass
+class Sweep:
+    path: Path
+    spec: SweepSpec
+    trials: list[TrialRecord] = field(default_factory=list)
+
+    def by_outcome(self, outcome: str) -> list[TrialRecord]:
+        return [t for t in self.trials if t.outcome(self.spec.max_t) == outcome]
+
+    def best(self, trial_id: str | None = None) -> TrialRecord:
+        """The named trial (id or directory name), else the best complete one by the sweep's metric
+        (the first to finish on a tie)."""
+        if trial_id:
+            found = [t for t in self.trials if trial_id in (t.trial_id, Path(t.path).name)]
+            if not found:
+                raise HycoError(f"no trial {trial_id!r} in {self.path}")
+            return found[0]
+        metric, sign = self.spec.metric, 1.0 if self.spec.mode == "min" else -1.0
+        done = [t for t in self.by_outcome("complete") if math.isfinite(t.value(metric))]
+        if not done:
+            raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with a finite {metric}")
+        return min(done, key=lambda t: sign * t.value(metric))
+
+    def _minimised(self, trials: list[TrialRecord]) -> np.ndarray:
+        """The objectives of ``trials``, signed so that smaller is better: ``[trials, objectives]``."""
+        signs = [1.0 if mode == "min" else -1.0 for mode in self.spec.objectives.values()]
+        rows = [[s * t.value(k) for s, k in zip(signs, self.spec.objectives)] for t in trials]
+        return np.array(rows, dtype=float).reshape(len(trials), len(signs))
+
+    def pareto_front(self) -> list[TrialRecord]:
+        """Complete trials with finite objectives that no other such trial dominates, in finishing order."""
+        done = [t for t in self.by_outcome("complete") if np.isfinite(self._minimised([t])).all()]
+        p = self._minimised(done)  # p[i] dominates p[j]: as good in every objective, better in one
+        dominated = ((p[:, None] <= p[None]).all(-1) & (p[:, None] < p[None]).any(-1)).any(0)
+        return [t for t, out in zip(done, dominated) if not out]
+
+    def knee(self) -> TrialRecord:
+        """The front member closest to the utopia point, each objective scaled to [0, 1] over the
+        front (the first such trial to finish on a tie)."""
+        front = self.pareto_front()
+        if not front:
+            raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with finite objectives")
+        p = self._minimised(front)
+        span = p.max(0) - p.min(0)
+        distances = [math.hypot(*row) for row in (p - p.min(0)) / np.where(span > 0, span, 1.0)]
+        return front[distances.index(min(distances))]
+
+    def default_pick(self, trial_id: str | None = None) -> TrialRecord:
+        """What ``hyco export`` writes: the named trial, else the knee (multi-objective) or the best trial."""
+        if trial_id is None and self.spec.multi_objective:
+            return self.knee()
+        return self.best(trial_id)
+
+    def study(self) -> optuna.Study | None:
+        """The sweep's Optuna study from its database; None where it lived in memory."""
+        url = study_storage_url(self.spec, str(self.path))
+        if url and self.spec.searcher.storage == "auto" and not (self.path / STUDY_FILE).exists():
+            url = None
+        return optuna.load_study(study_name=study_name(self.spec), storage=url) if url else None
+
+
+def _read_history(path: Path) -> tuple[list[dict], int]:
+    """One row per epoch: ``result.json``'s (with Tune's timings), except where the trial's latest
+    checkpoint says another trainer ran that epoch (under PBT, the trial it exploited) or
+    ``result.json`` lacks it (a restarted trial's can); a diverged trial's last row has no checkpoint."""
+    results = path / "result.json"
+    reported = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.is_file() else []
+    rows = {int(row.get("epoch", row["training_iteration"])): row for row in reported}
+    for checkpoint in sorted(path.glob("checkpoint_*/history.json"))[-1:]:
+        for row in json.loads(checkpoint.read_text()):
+            epoch = int(row["epoch"])
+            if epoch not in rows or rows[epoch].get("trial_id") != row.get("trial_id"):
+                rows[epoch] = row
+    trained = path / TRAINED_FILE  # Tune's result.json can lose a paused PBT trial's rows
+    return [rows[k] for k in sorted(rows)], len(trained.read_text().splitlines()) if trained.is_file() else len(reported)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Trials of a local sweep directory (Tune's experiment states, oldest first, each trial's
+    ``result.json`` and checkpoint history), in the order they finished."""
+    path = Path(path).expanduser().resolve()
+    spec, states = load_saved_spec(path), {}
+    for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first
+        for trial_json, run_json in json.loads(state_file.read_text())["trial_data"]:
+            trial = json.loads(trial_json)
+            states[trial["trial_id"]] = (trial, json.loads(run_json))
+    if not states:
+        raise HycoError(f"{path}: no Tune experiment state (experiment_state-*.json); did a trial start?")
+    trials = []
+    for trial_id, (t, run) in states.items():
+        trial_path = path / t.get("relative_logdir", f"trial_{trial_id}")
+        params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
+        history, trained = _read_history(trial_path)
+        trials.append(TrialRecord(trial_id, t["status"], params, history, str(trial_path), int(run.get("num_failures", 0)),
+                                  float(run.get("last_result_time") or math.inf), trained))
+    trials.sort(key=lambda r: (r.finished_at, r.path))
+    return Sweep(path, spec, trials)
