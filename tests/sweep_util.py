@@ -20,10 +20,13 @@ SMALL = [
     "model.synthetic.options.base_channels=8",
 ]
 
+#: half of the domain observed: the interaction term (and so alpha) acts on the other half
+HALF_OBSERVED = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]"]
+
 BASE_SPACE = {
     "name": "tiny",
     "base": "burgers_hybrid_quick_test",
-    "overrides": ["trainer_params.epochs=3", *SMALL],
+    "overrides": ["trainer_params.epochs=3", *SMALL, *HALF_OBSERVED],
     "space": {
         "trainer_params.alpha": {"type": "uniform", "low": 0.05, "high": 1.0},
         "trainer_params.physical.max_iterations": {"type": "int", "low": 1, "high": 4},
@@ -44,7 +47,7 @@ def write_space(tmp: Path, cache_dir: Path | None = None, epochs: int | None = N
     data = json.loads(json.dumps(BASE_SPACE))
     data["storage_path"] = str(tmp / "sweeps")
     if epochs is not None:
-        data["overrides"] = [f"trainer_params.epochs={epochs}", *SMALL]
+        data["overrides"] = [f"trainer_params.epochs={epochs}", *SMALL, *HALF_OBSERVED]
     for key, value in changes.items():
         if value is None:
             data.pop(key, None)

@@ -81,8 +81,11 @@ def test_interaction_pulls_p_toward_s(cache_dir):
 def test_full_observation_leaves_nothing_to_couple_on_the_unobserved_region(small_burgers):
     trainer = create_trainer(small_burgers("trainer_params.warmup_epochs=0"))
     assert trainer.interaction_weights is None  # every point observed: L_int has no region
+    assert trainer.run_epoch(0)["coupled"] is False  # so alpha changes nothing (reported per epoch)
     everywhere = create_trainer(small_burgers("trainer_params.interaction_region=all"))
     assert everywhere.interaction_weights is not None and bool(everywhere.interaction_weights.all())
+    half = create_trainer(small_burgers(*HALF, "trainer_params.warmup_epochs=1"))
+    assert [half.run_epoch(e)["coupled"] for e in (0, 1)] == [False, True]  # warm-up, then L_int on
 
 
 def test_fresh_random_states_only(small_burgers):

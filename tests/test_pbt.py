@@ -21,14 +21,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sweep_util import SMALL, write_space  # noqa: E402
+from sweep_util import HALF_OBSERVED, SMALL, write_space  # noqa: E402
 
 from hyco_ray.space import SpaceError, load_space  # noqa: E402
 from hyco_ray.sweep import run_sweep  # noqa: E402
 from hyco_ray.sweep_dir import load_sweep  # noqa: E402
 
 EPOCHS = 6
-HALF = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]"]  # alpha matters
 SPACE = {
     "trainer_params.alpha": {"type": "uniform", "low": 0.05, "high": 1.0},
     "trainer_params.physical.alpha": {"type": "uniform", "low": 0.5, "high": 1.0},
@@ -40,7 +39,7 @@ def pbt_space(tmp: Path, name: str, **changes) -> Path:
     """4 trials at once (0.5 CPU each on 2 CPUs); the worse half exploits after every epoch."""
     fields = dict(
         name=name, num_samples=4, max_concurrent=4, space=SPACE, resources={"cpu": 0.5, "gpu": 0},
-        overrides=[f"trainer_params.epochs={EPOCHS}", *SMALL, *HALF],
+        overrides=[f"trainer_params.epochs={EPOCHS}", *SMALL, *HALF_OBSERVED],
         scheduler={"type": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5},
         searcher={"type": "optuna", "sampler": "random", "seed": 0},
     )

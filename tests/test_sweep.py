@@ -68,6 +68,15 @@ def test_sweep_is_complete_and_summarised(asha_sweep):
     assert "ASHA stopped" in summary_text(sweep)
 
 
+def test_sweep_trials_are_coupled_on_partial_data(asha_sweep):
+    """The tiny problem is half observed, so every trial's sampled alpha < 1 turns the interaction
+    term on in every epoch (on fully observed data alpha would change nothing)."""
+    _, _, sweep = asha_sweep
+    for trial in sweep.trials:
+        assert trial.params["trainer_params.alpha"] < 1
+        assert trial.history and all(row["coupled"] for row in trial.history), trial.trial_id
+
+
 def test_asha_stopped_trials_are_pruned_in_the_optuna_study(asha_sweep):
     spec, outcome, sweep = asha_sweep
     study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{outcome.experiment_dir}/optuna.db")

@@ -264,6 +264,7 @@ class HybridTrainer:
             "epoch": epoch + 1,
             "phase": "warmup" if warmup else "hybrid",
             "physical_step": physical_step,
+            "coupled": coupled,  # the interaction term was on (off: warm-up, alpha = 1, nowhere to compare)
             "train_loss": train_loss,
             "physical_loss": step.loss_best if step else pymath.nan,
             "val_loss": self.combined_loss(val),
