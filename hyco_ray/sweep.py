@@ -20,7 +20,7 @@ from hyco.config import load_config
 from hyco_ray import sweep_dir
 from hyco_ray.search import CALLBACKS, SCHEDULERS, STEP_KEY, build_searcher
 from hyco_ray.space import SweepSpec, mutable_keys, sample_params
-from hyco_ray.sweep_dir import SPEC_FILE, SweepError, experiment_dir, load_saved_spec, load_sweep, study_storage_url
+from hyco_ray.sweep_dir import SweepError, experiment_dir, load_saved_spec, load_sweep, study_storage_url
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     if sch.type == "pbt":
         stop += (f"; PBT every {sch.perturbation_interval} epochs: the worst {sch.quantile_fraction:g} take over the "
                  f"best {sch.quantile_fraction:g}'s checkpoints and perturb {', '.join(mutable_keys(spec))}")
-    state = "exists (continue it with --resume)" if Path(exp_dir, SPEC_FILE).exists() else "new"
+    state = "exists (continue it with --resume)" if Path(exp_dir, sweep_dir.SPEC_FILE).exists() else "new"
     ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
     space = "\n".join(f"    {k}: {p.type} {p.values if p.type == 'choice' else [p.low, p.high]}" for k, p in spec.space.items())
     return "\n".join([
@@ -159,7 +159,6 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     a new worker per trial re-imports torch, PhiFlow and Hydra, 3-7 s (``bench/sweep_overhead.py``)."""
     from ray import tune
 
-    from hyco_ray.sweep_dir import trial_name
     from hyco_ray.trainable import make_trainable
 
     trainable = make_trainable(spec, after_epoch)
@@ -184,9 +183,9 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             num_samples=spec.num_samples - seed_offset,
             max_concurrent_trials=None if pbt else spec.max_concurrent,  # PBT: the generator's max_concurrent
             # a reused worker writes its files straight into a local sweep dir (trainable._trial_dir)
-            reuse_actors=reuse_workers and "://" not in exp_dir,
-            trial_name_creator=trial_name,
-            trial_dirname_creator=trial_name,
+            reuse_actors=reuse_workers and not sweep_dir.is_remote(exp_dir),
+            trial_name_creator=sweep_dir.trial_name,
+            trial_dirname_creator=sweep_dir.trial_name,
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -213,7 +212,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     from hyco_ray.analysis import summary_text
 
     exp_dir, address = experiment_dir(spec), address or os.environ.get("RAY_ADDRESS")
-    local = "://" not in exp_dir
+    local = not sweep_dir.is_remote(exp_dir)
     if resume:
         if local:
             spec = _unchanged_saved_spec(exp_dir, spec)  # exactly what the interrupted sweep ran

@@ -38,21 +38,30 @@ class SweepError(HycoError):
     """A sweep cannot start or resume (the message says what to do)."""
 
 
+def is_remote(path: str) -> bool:
+    """A storage URI (``s3://``, ``gs://``): Tune syncs it; nothing here reads it back."""
+    return "://" in path
+
+
 def experiment_dir(spec: SweepSpec) -> str:
     """``<storage_path>/<name>``; a local storage path is made absolute (Ray needs that)."""
-    if "://" in spec.storage_path:
+    if is_remote(spec.storage_path):
         return spec.storage_path.rstrip("/") + "/" + spec.name
     return str(Path(spec.storage_path).expanduser().resolve() / spec.name)
 
 
+def trial_dirname(trial_id: str) -> str:
+    return f"trial_{trial_id}"
+
+
 def trial_name(trial: Any) -> str:
-    """A Tune trial's name and directory name: ``trial_<id>``."""
-    return f"trial_{trial.trial_id}"
+    """A Tune trial's name and directory name (Tune's ``trial_name_creator``)."""
+    return trial_dirname(trial.trial_id)
 
 
 def trial_dir(spec: SweepSpec, trial_id: str) -> Path:
     """``<sweep dir>/trial_<id>`` of a local sweep, created."""
-    path = Path(experiment_dir(spec)) / f"trial_{trial_id}"
+    path = Path(experiment_dir(spec)) / trial_dirname(trial_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -87,7 +96,7 @@ def study_storage_url(spec: SweepSpec, exp_dir: str) -> str | None:
     """The study's database: ``auto`` puts a SQLite file into a local sweep directory."""
     if spec.searcher.storage != "auto":
         return spec.searcher.storage
-    return None if "://" in exp_dir else f"sqlite:///{exp_dir}/{STUDY_FILE}"  # s3:// etc.: in memory
+    return None if is_remote(exp_dir) else f"sqlite:///{exp_dir}/{STUDY_FILE}"  # s3:// etc.: in memory
 
 
 @dataclass
@@ -216,7 +225,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise HycoError(f"{path}: no Tune experiment state (experiment_state-*.json); did a trial start?")
     trials = []
     for trial_id, (t, run) in states.items():
-        trial_path = path / t.get("relative_logdir", f"trial_{trial_id}")
+        trial_path = path / t.get("relative_logdir", trial_dirname(trial_id))
         params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
         history, trained = _read_history(trial_path)
         trials.append(TrialRecord(trial_id, t["status"], params, history, str(trial_path), int(run.get("num_failures", 0)),

@@ -148,7 +148,7 @@ def _trial_dir(spec: SweepSpec) -> Path:
     trial_id = _trial_id()
     if trial_id is None:
         return Path.cwd()
-    if "://" in spec.storage_path:
+    if sweep_dir.is_remote(spec.storage_path):
         return Path(tune.get_context().get_trial_dir())
     return sweep_dir.trial_dir(spec, trial_id)
 
