@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from hyco_ray.search import STEP_KEY
+from hyco_ray.names import STEP_KEY
 
 _LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
 

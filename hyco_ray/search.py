@@ -1,6 +1,6 @@
-"""Registries of what a sweep is built from, by the names in the space file: schedulers
-(``scheduler.type``), Optuna samplers (``searcher.sampler``) and logger ``callbacks``. Builders import
-Ray and MLflow themselves (checking a name imports neither); an optional package is named in ``requires``.
+"""Builders of what a sweep is made of, by the names in the space file: schedulers (``scheduler.type``),
+logger ``callbacks`` and the Optuna searcher. The names a spec may use, and the Ray-free Optuna samplers,
+are in ``hyco_ray.names``; builders import Ray and MLflow themselves (importing this module imports neither).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from pathlib import Path
 import optuna
 
 from hyco.registry import Registry
+from hyco_ray.names import STEP_KEY, build_sampler
+from hyco_ray.space import mutable_keys
 
-#: the per-epoch counter a trial reports; it continues across restores from a checkpoint
-STEP_KEY = "epoch"
+__all__ = ["CALLBACKS", "SCHEDULERS", "STEP_KEY", "build_sampler", "build_searcher", "tune_domain"]
 
 #: ``fn(spec) -> ray.tune.schedulers.TrialScheduler``
 SCHEDULERS: Registry = Registry("scheduler", "scheduler.type")
-#: ``fn(searcher_spec, seed) -> optuna.samplers.BaseSampler``
-SAMPLERS: Registry = Registry("sampler", "searcher.sampler")
 #: ``fn(spec, experiment_dir) -> ray.tune.Callback``
 CALLBACKS: Registry = Registry("callback", "callbacks")
 
@@ -47,8 +46,6 @@ def pbt_scheduler(spec):
     """Population-based training: the worst trials take over a best trial's checkpoint (the whole
     trainer state) and go on with its settings perturbed; Tune's own random draws, seeded."""
     from ray.tune.schedulers import PopulationBasedTraining
-
-    from hyco_ray.space import mutable_keys
 
     sch = spec.scheduler
     random.seed(spec.searcher.seed)  # PBT draws from Python's random
@@ -89,27 +86,6 @@ class KeepInSpace:
         return config
 
 
-@SAMPLERS.register("tpe")
-def tpe_sampler(searcher, seed):
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=searcher.n_startup_trials, constant_liar=True)
-
-
-@SAMPLERS.register("random")
-def random_sampler(searcher, seed):
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-@SAMPLERS.register("nsga2")
-def nsga2_sampler(searcher, seed):
-    """NSGA-II (multi-objective sweeps only): generations of ``n_startup_trials`` trials (at least 2);
-    the first generation is random."""
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, searcher.n_startup_trials))
-
-
-#: samplers that need ``objectives`` (TPE and random take one objective or several)
-MULTI_OBJECTIVE_SAMPLERS = ("nsga2",)
-
-
 @CALLBACKS.register("mlflow")
 def mlflow_logger(spec, experiment_dir):
     """Ray's MLflow logger: a run per trial with its sampled values as params and every metric per epoch."""
@@ -121,12 +97,6 @@ def mlflow_logger(spec, experiment_dir):
     return MLflowLoggerCallback(tracking_uri=uri, experiment_name=spec.mlflow.experiment_name or spec.name)
 
 
-mlflow_logger.requires = "mlflow"
-
-
-def build_sampler(spec, seed: int | None = None):
-    """The searcher's Optuna sampler by name, seeded with ``searcher.seed`` unless ``seed``."""
-    return SAMPLERS.build(spec.searcher.sampler, spec.searcher, spec.searcher.seed if seed is None else seed)
 
 
 def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):

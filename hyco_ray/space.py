@@ -23,7 +23,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from hyco.config import config_from_dict, config_to_dict, load_config, override_value
 from hyco.config.schema import SCHEDULABLE
 from hyco.errors import ConfigError
-from hyco_ray.search import CALLBACKS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULERS, build_sampler
+from hyco_ray.names import CALLBACK_REQUIRES, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULER_NAMES, build_sampler
 
 #: metrics a trial reports every epoch that a sweep may optimise
 METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "train_loss")
@@ -57,7 +57,7 @@ class Param:
 
 @dataclass
 class SchedulerSpec:
-    type: str = "asha"  # a name in hyco_ray.search.SCHEDULERS: asha | fifo | pbt
+    type: str = "asha"  # a name in hyco_ray.names.SCHEDULER_NAMES: asha | fifo | pbt
     grace_period: int = 1
     max_t: int | None = None  # defaults to trainer_params.epochs of the base config
     reduction_factor: float = 2.0
@@ -73,7 +73,7 @@ class SchedulerSpec:
 @dataclass
 class SearcherSpec:
     type: str = "optuna"
-    sampler: str = "tpe"  # a name in hyco_ray.search.SAMPLERS: tpe | random | nsga2 (multi-objective only)
+    sampler: str = "tpe"  # a name in hyco_ray.names.SAMPLERS: tpe | random | nsga2 (multi-objective only)
     seed: int = 0
     n_startup_trials: int = 4
     storage: str | None = "auto"  # auto (sqlite in the sweep dir) | sqlite:///... | null (in memory)
@@ -110,7 +110,7 @@ class SweepSpec:
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
     searcher: SearcherSpec = field(default_factory=SearcherSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
-    callbacks: list[str] = field(default_factory=list)  # names in hyco_ray.search.CALLBACKS: mlflow
+    callbacks: list[str] = field(default_factory=list)  # names in hyco_ray.names.CALLBACK_REQUIRES: mlflow
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     max_failures: int = 2
     storage_path: str = "sweeps"
@@ -236,7 +236,7 @@ def check_spec(spec: SweepSpec, where: str) -> None:
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
         ("max_failures", spec.max_failures, spec.max_failures >= -1, ">= 0 (or -1: retry forever)"),
         ("checkpoint_period_s", spec.checkpoint_period_s, 0 < spec.checkpoint_period_s < math.inf, "> 0"),
-        ("scheduler.type", sch.type, sch.type in SCHEDULERS, f"one of {SCHEDULERS.names()}"),
+        ("scheduler.type", sch.type, sch.type in SCHEDULER_NAMES, f"one of {sorted(SCHEDULER_NAMES)}"),
         ("scheduler.grace_period", sch.grace_period, sch.grace_period >= 1, ">= 1"),
         ("scheduler.reduction_factor", sch.reduction_factor, sch.reduction_factor > 1, "> 1"),
         ("searcher.type", sea.type, sea.type == "optuna", "optuna"),
@@ -265,9 +265,9 @@ def check_spec(spec: SweepSpec, where: str) -> None:
         _fail(where, "searcher.sampler", f"{spec.searcher.sampler} is multi-objective: name objectives (>= 2), or use "
               f"one of {[n for n in SAMPLERS.names() if n not in MULTI_OBJECTIVE_SAMPLERS]}")
     for name in spec.callbacks:
-        if name not in CALLBACKS:
-            _fail(where, "callbacks", f"{name!r} is not a callback; known: {CALLBACKS.names()}")
-        module = getattr(CALLBACKS.get(name), "requires", None)
+        if name not in CALLBACK_REQUIRES:
+            _fail(where, "callbacks", f"{name!r} is not a callback; known: {sorted(CALLBACK_REQUIRES)}")
+        module = CALLBACK_REQUIRES[name]
         if module and importlib.util.find_spec(module) is None:
             _fail(where, "callbacks", f"{name} needs the {module} package: pip install 'hyco-ray[{name}]'")
     if not spec.space:

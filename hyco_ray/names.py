@@ -1,0 +1,49 @@
+"""The names a search-space file may use, Ray-free: ``hyco_ray.space`` checks a spec against them before
+Ray starts. The Optuna samplers live here too (they need Optuna only, and the spec's first trial is
+sampled without Ray); the schedulers and logger callbacks, whose builders import Ray, are built by
+``hyco_ray.search`` under the names listed here (tests/test_hyco_ray_layers.py keeps the two in step).
+Imports point one way: names <- space <- sweep_dir <- search <- sweep (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from hyco.registry import Registry
+
+#: the per-epoch counter a trial reports; it continues across restores from a checkpoint
+STEP_KEY = "epoch"
+
+#: ``scheduler.type`` values (builders: ``hyco_ray.search.SCHEDULERS``)
+SCHEDULER_NAMES: tuple[str, ...] = ("asha", "fifo", "pbt")
+#: ``callbacks`` entries -> the optional package each needs (builders: ``hyco_ray.search.CALLBACKS``)
+CALLBACK_REQUIRES: dict[str, str | None] = {"mlflow": "mlflow"}
+
+#: ``fn(searcher_spec, seed) -> optuna.samplers.BaseSampler``
+SAMPLERS: Registry = Registry("sampler", "searcher.sampler")
+
+
+@SAMPLERS.register("tpe")
+def tpe_sampler(searcher, seed):
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=searcher.n_startup_trials, constant_liar=True)
+
+
+@SAMPLERS.register("random")
+def random_sampler(searcher, seed):
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("nsga2")
+def nsga2_sampler(searcher, seed):
+    """NSGA-II (multi-objective sweeps only): generations of ``n_startup_trials`` trials (at least 2);
+    the first generation is random."""
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, searcher.n_startup_trials))
+
+
+#: samplers that need ``objectives`` (TPE and random take one objective or several)
+MULTI_OBJECTIVE_SAMPLERS = ("nsga2",)
+
+
+def build_sampler(spec, seed: int | None = None):
+    """The searcher's Optuna sampler by name, seeded with ``searcher.seed`` unless ``seed``."""
+    return SAMPLERS.build(spec.searcher.sampler, spec.searcher, spec.searcher.seed if seed is None else seed)
