@@ -14,10 +14,7 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
-
-# isort: split
-import psutil
+import psutil  # the declared package; imported before Ray, whose import puts its bundled copy first on sys.path
 
 _lock, _stop = threading.Lock(), threading.Event()
 

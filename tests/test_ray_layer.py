@@ -58,7 +58,7 @@ def test_local_ray_listens_on_localhost_only(monkeypatch):
     a worker) must be on 127.0.0.1 / ::1; joining a cluster afterwards resolves addresses as before."""
     import ipaddress
 
-    import psutil  # Ray's bundled copy, on the path once ray is imported
+    import psutil
     from ray._private import ray_constants
 
     from hyco_ray import leftovers
