@@ -116,6 +116,12 @@ def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> b
     leftovers.end_leftovers()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:  # "local": a new Ray of our own, even when another one runs on this host
+        # Private Ray API, no public equivalent: with ENABLE_RAY_CLUSTER off, services.get_node_ip_address
+        # returns 127.0.0.1 and every Ray process binds there (ray-project/ray#18904 for issue #18730, and
+        # #19918); on Linux the flag is on and Ray listens on the host's address. The flag and its env var
+        # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER come from ray-project/ray#31166 (issue #30770); setting the env
+        # var could not turn it off on Linux. test_ray_layer.py::test_local_ray_listens_on_localhost_only
+        # fails if Ray renames the constant or stops reading it.
         with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False), leftovers.recorded(sweep):
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                      log_to_driver=True)

@@ -57,13 +57,18 @@ def test_local_ray_listens_on_localhost_only(monkeypatch):
     Every listening TCP socket of every process it starts (GCS, raylet and object manager, agents,
     a worker) must be on 127.0.0.1 / ::1; joining a cluster afterwards resolves addresses as before."""
     import ipaddress
+    from unittest import mock
 
     import psutil
-    from ray._private import ray_constants
+    from ray._private import ray_constants, services
 
     from hyco_ray import leftovers
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert isinstance(getattr(ray_constants, "ENABLE_RAY_CLUSTER", None), bool), (
+        "Ray renamed or removed ray._private.ray_constants.ENABLE_RAY_CLUSTER, which connect_ray patches")
+    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):  # what Ray reads it for, before a start
+        assert services.get_node_ip_address() == services.get_localhost_ip() == "127.0.0.1"
     cluster_flag = ray_constants.ENABLE_RAY_CLUSTER
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     assert sweep_mod.connect_ray(None, 2)
