@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hyco_ray"
-#: checked and read without Ray: the spec, its names, the sweep directory and the report
-RAY_FREE = {"hyco_ray.names", "hyco_ray.space", "hyco_ray.sweep_dir", "hyco_ray.analysis"}
+#: checked and read without Ray: the spec, its names, the sweep directory, the report; the leftovers (psutil)
+RAY_FREE = {"hyco_ray.names", "hyco_ray.space", "hyco_ray.sweep_dir", "hyco_ray.analysis", "hyco_ray.leftovers"}
 
 
 def module_name(path: Path) -> str:
@@ -106,7 +106,7 @@ def test_ray_free_modules_never_import_ray(name):
 
 def test_a_ray_free_module_loads_without_ray():
     """The same at run time: reading and checking a space file leaves Ray unimported."""
-    code = ("import sys; from hyco_ray import analysis, names, space, sweep_dir; "
+    code = ("import sys; from hyco_ray import analysis, leftovers, names, space, sweep_dir; "
             "space.load_space('search_spaces/burgers_quick.yaml'); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent).stdout

@@ -1,7 +1,7 @@
 """The layers of src/hyco, read from the imports (ast): imports point down only, never to Ray.
 
 errors, registry < config < runtime < physics < data < models < training < evaluation < run
-(DESIGN.md, "Layers"; docs/extending.md). A module may import its own layer or a lower one.
+(docs/architecture.md, "Layers"; docs/extending.md). A module may import its own layer or a lower one.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def module_name(path: Path) -> str:
 
 def test_every_module_has_a_layer():
     unknown = {layer(module_name(p)) for p in MODULES} - set(RANK)
-    assert not unknown, f"add {sorted(unknown)} to LAYERS (and to DESIGN.md)"
+    assert not unknown, f"add {sorted(unknown)} to LAYERS (and to docs/architecture.md)"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])

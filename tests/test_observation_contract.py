@@ -1,4 +1,4 @@
-"""The observation model is a contract (DESIGN.md): a training run must be bitwise unchanged when
+"""The observation model is a contract (docs/architecture.md): a training run must be bitwise unchanged when
 every value the learners may not see is changed.
 
 Hidden: outside the mask in every frame after frame 0, every frame between two observed ones

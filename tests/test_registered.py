@@ -1,4 +1,4 @@
-"""Every registered problem and network through the same checks (STYLE.md 7).
+"""Every registered problem and network through the same checks (docs/architecture.md, "Tests").
 
 A component registered in :mod:`hyco.registry` is picked up here without editing this file:
 problems bring a small ``example_config()``, networks may bring small ``example_options``.

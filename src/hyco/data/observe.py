@@ -1,6 +1,6 @@
 """The observation model: what the learners of a training simulation are allowed to see.
 
-The contract (DESIGN.md, "observation model"):
+The contract (docs/architecture.md, "The observation contract"):
 
 * frame 0 of each observed training simulation is known in full (with the measurement noise);
 * after it, only the points inside the spatial ``mask`` of every ``stride``-th frame are known,

@@ -1,6 +1,6 @@
 """HybridTrainer: HYCO, the physical model P_theta and the network S_w trained in turns.
 
-One epoch (DESIGN.md, "HYCO, precisely"), read top to bottom in :meth:`HybridTrainer.run_epoch`:
+One epoch (docs/architecture.md, "HYCO in one epoch"), read top to bottom in :meth:`HybridTrainer.run_epoch`:
 
 1. warm-up (epoch < warmup_epochs): S fits the observed data only;
 2. synthetic step: Adam on  alpha_S * L_data(S) + (1 - alpha_S) * L_int(S, P);

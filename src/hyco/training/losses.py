@@ -1,4 +1,4 @@
-"""Pure helpers shared by the trainers: the losses of DESIGN.md and observed-frame selection."""
+"""Pure helpers shared by the trainers: the losses of docs/architecture.md ("HYCO in one epoch") and observed-frame selection."""
 
 from __future__ import annotations
 
