@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {
         "wall_ratio": head["wall_s"] / seq["wall_s"] if head else None,
         "report_fraction": head.get("report_fraction"),
+        "max_rel_diff": head.get("max_rel_diff"),  # final metric of the sweep vs the sequential loop (same configs)
         "start_cost_s": head.get("start_cost_s"),
         "final_artefacts_s": head.get("final_artefacts_s"),
         "variant": variants[0] if variants else None,

@@ -128,30 +128,30 @@ def test_a_trial_with_an_infinite_val_loss_is_diverged(tmp_path, monkeypatch):
 
 
 def test_faults_are_injected_by_the_test_not_by_a_production_switch(tmp_path, monkeypatch):
-    """Issue 11.10: the trainable read HYCO_FAIL_ONCE_AT_EPOCH from the environment."""
-    import inspect
-
+    """Issue 11.10: the trainable read HYCO_FAIL_ONCE_AT_EPOCH from the environment and raised once at that
+    epoch (leaving a marker file). With the variable set, a trial must run on to the test's hook."""
     from ray import tune
     from sweep_util import write_space
 
     from hyco_ray import trainable
     from hyco_ray.space import load_space
 
-    source = inspect.getsource(trainable)
-    assert "HYCO_FAIL" not in source and "fail_once" not in source
     spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2))
     seen = []
 
     def hook(epoch, trial_dir):
         seen.append((epoch, trial_dir))
-        raise RuntimeError("injected")
+        if epoch == 2:
+            raise RuntimeError("injected")
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYCO_FAIL_ONCE_AT_EPOCH", "1")  # the old switch: must change nothing
     monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
     monkeypatch.setattr(tune, "report", lambda row, checkpoint=None: None)
     with pytest.raises(RuntimeError, match="injected"):
         trainable.run_trial({"trainer_params.alpha": 0.5}, sweep=spec.to_dict(), after_epoch=hook)
-    assert seen == [(1, tmp_path)]
+    assert seen == [(1, tmp_path), (2, tmp_path)]
+    assert not list(tmp_path.glob(".hyco_injected*"))
 
 
 def test_debug_run_samples_the_sweeps_first_trial(tmp_path):
