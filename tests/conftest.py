@@ -9,7 +9,7 @@ import tempfile
 import warnings
 
 import pytest
-from sweep_util import SMALL
+from sweep_util import SMALL, stop_shared_ray
 
 warnings.filterwarnings("ignore", message="Sparse")
 # run_params.device defaults to auto (a GPU where torch sees one): tests run on the CPU everywhere
@@ -39,3 +39,17 @@ def small_burgers(cache_dir):
         return load_config("burgers_hybrid_quick_test", base + list(overrides))
 
     return make
+
+
+
+@pytest.fixture
+def no_shared_ray():
+    """For a test that starts Ray in this process itself, or asserts that none is left running."""
+    stop_shared_ray()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_ray_ends_with_its_module():
+    """The shared Ray never outlives the module that started it (other modules see no Ray)."""
+    yield
+    stop_shared_ray()

@@ -72,3 +72,31 @@ def fail_once_at(epoch: int):
             raise RuntimeError(f"injected failure at epoch {at}; the retry continues from the checkpoint")
 
     return hook
+
+
+#: whether this test process started the local Ray that the sweeps of shared fixtures join
+_SHARED_RAY: dict[str, bool] = {"up": False}
+
+
+def start_shared_ray() -> None:
+    """Start one local Ray (2 CPUs) for the sweeps of a module's shared fixtures, unless one is up.
+    ``run_sweep`` joins a Ray that is up and leaves it up, so those sweeps pay one Ray start, not one
+    each. A test that needs Ray of its own (or checks that a sweep shuts its Ray down) uses
+    ``no_shared_ray``; tests that start ``hyco tune`` in a subprocess get their own Ray anyway."""
+    import ray
+
+    from hyco_ray.sweep import connect_ray
+
+    if not ray.is_initialized():
+        _SHARED_RAY["up"] = connect_ray(None, 2, "pytest-shared")
+
+
+def stop_shared_ray() -> None:
+    if _SHARED_RAY["up"]:
+        import ray
+
+        from hyco_ray import leftovers
+
+        ray.shutdown()
+        leftovers.forget()
+        _SHARED_RAY["up"] = False

@@ -21,7 +21,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sweep_util import HALF_OBSERVED, SMALL, write_space  # noqa: E402
+from sweep_util import HALF_OBSERVED, SMALL, start_shared_ray, write_space  # noqa: E402
 
 from hyco_ray.space import SpaceError, load_space  # noqa: E402
 from hyco_ray.sweep import run_sweep  # noqa: E402
@@ -68,6 +68,7 @@ def test_pbt_space_mistakes_are_one_line(tmp_path, changes, message):
 def pbt_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pbt")
     spec = load_space(pbt_space(tmp, "pbt"))
+    start_shared_ray()  # the resume test's in-process --resume joins it too
     outcome = run_sweep(spec, num_cpus=2)
     return spec, outcome, load_sweep(outcome.experiment_dir)
 

@@ -1,8 +1,9 @@
 """End-to-end sweeps with real Ray Tune on this machine (1D Burgers, a few epochs per trial).
 
 One ASHA sweep (every trial crashes once, injected) is shared by the PRUNED, retry, export and
-report tests; the interrupt/resume tests run their own sweep in a subprocess and signal it (SIGTERM to
-the group, a literal `timeout -s TERM`, SIGKILL of the driver or of the console process).
+report tests; the interrupt/resume tests run their own sweep in a subprocess and signal it (a literal `timeout -s TERM`
+to the group, SIGKILL of the driver or of the console process). The sweeps of the shared fixtures join one
+local Ray (sweep_util.start_shared_ray), which ends with this module.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import SMALL, fail_once_at, write_space  # noqa: E402
+from sweep_util import SMALL, fail_once_at, start_shared_ray, write_space  # noqa: E402
 
 from hyco_ray.analysis import export_best, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
@@ -50,8 +51,11 @@ def asha_sweep(tmp_path_factory):
         searcher={"type": "optuna", "sampler": "tpe", "seed": 1, "n_startup_trials": 3, "storage": "auto"},
     )
     spec = load_space(space)
+    start_shared_ray()
     outcome = run_sweep(spec, num_cpus=2, after_epoch=fail_once_at(FAIL_AT))
-    assert not ray.is_initialized(), "the embedded Ray must be shut down after the sweep"
+    # a sweep that started its own Ray shuts it down: asserted after the in-process resume of
+    # test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun; this one joined the shared Ray
+    assert ray.is_initialized(), "a sweep must leave a Ray it joined running"
     return spec, outcome, load_sweep(outcome.experiment_dir)
 
 
@@ -187,7 +191,7 @@ def test_complete_trials_leave_figures_test_metrics_and_evaluate(asha_sweep, cap
     assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == sorted(t.trial_id for t in sweep.trials)
 
 
-def test_a_second_start_of_the_same_sweep_asks_for_resume(asha_sweep):
+def test_a_second_start_of_the_same_sweep_asks_for_resume(asha_sweep, no_shared_ray):
     spec, _, _ = asha_sweep
     with pytest.raises(SweepError, match="--resume"):
         run_sweep(spec)
@@ -202,59 +206,64 @@ def _finished(exp_dir: Path, epochs: int) -> list[Path]:
     return done
 
 
-def test_sigterm_to_the_process_group_then_the_printed_hint_resumes(tmp_path):
-    """SIGTERM to the whole process group (what `timeout` and job schedulers send) stops the sweep
-    cleanly (issue 11.3); the printed hint resumes the sweep named with --name (issue 10.3), and
-    finished trials are not run again."""
-    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="resume", num_samples=5, max_concurrent=2,
+def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path, no_shared_ray):
+    """Issue 11 acceptance: `hyco tune <space> --name X` under `timeout -s TERM` stops cleanly when timeout
+    signals its whole process group, as it does at its deadline and as job schedulers do (issue 11.3): exit
+    130 within 45 s, a summary, one line per event and no status tables (10.7), the sweep directory at start
+    and end, and a hint that resumes the sweep named with --name (10.3). The hint, run in this process,
+    finishes every trial, runs no finished one again, continues interrupted ones from their checkpoint and
+    shuts its embedded Ray down. The test, not the clock, sends timeout the TERM once two trials finished
+    (a 30 s deadline is not reached on a loaded machine before Ray has even been imported). Was two tests:
+    SIGTERM to a Popen's group, and a literal `timeout -s TERM 30` (its exit 124 is timeout's own)."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="timeout", num_samples=6, max_concurrent=2,
                         scheduler={"type": "fifo"}, checkpoint_period_s=2)
     exp_dir = tmp_path / "sweeps" / "X"
-    log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--name", "X"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
-    try:
-        deadline = time.time() + 240
-        while len(_finished(exp_dir, 3)) < 2:
-            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.time() < deadline, "trials did not finish in time"
-            time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGTERM)  # the group, as `timeout -s TERM` does
-        tic = time.time()
-        rc = proc.wait(timeout=120)
-        stop_s = time.time() - tic
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-    first_log = (tmp_path / "first.log").read_text()
-    assert rc == 130 and stop_s < 45, (rc, stop_s, first_log[-3000:])
-    assert "## sweep X" in first_log, "no summary after SIGTERM"
-    # issue 10.7: one line per event, no status tables; the sweep dir at start and end
-    assert "== Status ==" not in first_log and "epoch 3: val_loss=" in first_log
-    assert first_log.count(f"sweep directory: {exp_dir}") == 2
-    hint = first_log.split("continue it with: ")[1].splitlines()[0]
+    log_path = tmp_path / "first.log"
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(["timeout", "-s", "TERM", "600", sys.executable, "-m", "hyco_ray.cli", "tune",
+                                 str(space), "--name", "X", "--num-cpus", "2"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        try:
+            deadline = time.time() + 240
+            while len(_finished(exp_dir, 3)) < 2:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.time() < deadline, "trials did not finish in time"
+                time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)  # timeout passes it on to its process group
+            tic = time.time()
+            rc = proc.wait(timeout=120)
+            stop_s = time.time() - tic
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    log = log_path.read_text()
+    assert rc == 130 and stop_s < 45, (rc, stop_s, log[-3000:])
+    assert "## sweep X" in log and "continue it with: hyco tune" in log, log[-3000:]
+    assert "== Status ==" not in log and "epoch 3: val_loss=" in log
+    assert log.count(f"sweep directory: {exp_dir}") == 2
+    hint = log.split("continue it with: ")[1].splitlines()[0]
     assert hint.startswith("hyco tune") and "--name X" in hint and hint.endswith("--resume")
 
     interrupted = load_sweep(exp_dir)
+    assert interrupted.trials and (len(interrupted.trials) < 6 or interrupted.by_outcome("unfinished")), \
+        f"{len(interrupted.trials)} trials started: the sweep was not interrupted mid-way"
     finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
     assert len(finished) >= 2
-    assert len(interrupted.trials) < 5 or interrupted.by_outcome("unfinished")
 
     from hyco_ray.cli import main
 
     assert main(shlex.split(hint)[1:] + ["--num-cpus", "2"]) == 0
-    assert not ray.is_initialized()
+    assert not ray.is_initialized(), "the embedded Ray must be shut down after the sweep"
     resumed = load_sweep(exp_dir)
-    assert len(resumed.trials) == 5
-    assert [t.outcome(resumed.spec.max_t) for t in resumed.trials] == ["complete"] * 5
+    assert len(resumed.trials) == 6
+    assert [t.outcome(resumed.spec.max_t) for t in resumed.trials] == ["complete"] * 6
     for trial_id, before in finished.items():
         after = Path(exp_dir, f"trial_{trial_id}", "result.json").read_text()
         assert after == before, f"finished trial {trial_id} was run again"
-    for t in resumed.trials:
-        assert [r["epoch"] for r in t.history] == [1, 2, 3]
+    for t in resumed.trials:  # an interrupted trial went on from its checkpoint: no epoch ran twice
+        assert [r["epoch"] for r in t.history] == [1, 2, 3], (t.trial_id, [r["epoch"] for r in t.history])
     study = optuna.load_study(study_name="X", storage=f"sqlite:///{exp_dir}/optuna.db")
-    states = [t.state for t in study.trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 5 and len(states) == 5
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +272,7 @@ def grown_sweep(tmp_path_factory):
     the second sweep of `hyco report A B`."""
     tmp = tmp_path_factory.mktemp("grown")
     space = write_space(tmp, cache_dir=tmp / "cache", epochs=2, num_samples=2)
+    start_shared_ray()
     first = run_sweep(load_space(space), num_cpus=2)
     return first, run_sweep(load_space(space, ["num_samples=3"]), resume=True, num_cpus=2)
 
@@ -287,6 +297,7 @@ def test_mlflow_callback_logs_one_run_per_trial_to_a_file_store(tmp_path):
     from mlflow.tracking import MlflowClient
 
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=2, callbacks=["mlflow"])
+    start_shared_ray()
     outcome = run_sweep(load_space(space), num_cpus=2)
     assert outcome.finished and outcome.trials == 2
     client = MlflowClient(tracking_uri=(Path(outcome.experiment_dir) / "mlruns").as_uri())
@@ -345,37 +356,6 @@ def test_report_a_b_compares_two_sweeps(asha_sweep, grown_sweep, tmp_path, capsy
 
     assert main(["report", a, b]) == 0  # default: next to the first sweep
     assert (Path(a) / "report" / "compare-tiny.png").is_file()
-
-
-def test_timeout_term_then_resume_completes_with_nothing_rerun(tmp_path):
-    """Issue 11 acceptance, literally: `timeout -s TERM 30 hyco tune <space>` (the signal goes to
-    timeout's whole process group), then `--resume` finishes every trial and re-runs none. 24 trials:
-    a quiet 2-core machine finishes 10 tiny trials inside the 30 s."""
-    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="timeout", num_samples=24, max_concurrent=2,
-                        scheduler={"type": "fifo"}, checkpoint_period_s=2)
-    exp_dir = tmp_path / "sweeps" / "timeout"
-    tic = time.time()
-    first = subprocess.run(["timeout", "-s", "TERM", "30", sys.executable, "-m", "hyco_ray.cli", "tune", str(space),
-                            "--num-cpus", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=150)
-    log = first.stdout + first.stderr
-    assert first.returncode == 124 and time.time() - tic < 75, (first.returncode, log[-3000:])  # timed out, stopped
-    assert "## sweep timeout" in log and "continue it with: hyco tune" in log, log[-3000:]
-    interrupted = load_sweep(exp_dir)
-    assert interrupted.trials and (len(interrupted.trials) < 24 or interrupted.by_outcome("unfinished")), \
-        f"{len(interrupted.trials)} trials started in 30 s: the sweep was not interrupted mid-way"
-    before = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
-
-    resumed = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2", "--resume"],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=400)
-    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
-    sweep = load_sweep(exp_dir)
-    assert [t.outcome(sweep.spec.max_t) for t in sweep.trials] == ["complete"] * 24
-    for trial_id, text in before.items():
-        assert Path(exp_dir, f"trial_{trial_id}", "result.json").read_text() == text, f"{trial_id} ran again"
-    for t in sweep.trials:  # an interrupted trial went on from its checkpoint: no epoch ran twice
-        assert [r["epoch"] for r in t.history] == [1, 2, 3], (t.trial_id, [r["epoch"] for r in t.history])
-    study = optuna.load_study(study_name="timeout", storage=f"sqlite:///{exp_dir}/optuna.db")
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 24
 
 
 def test_leftovers_of_a_killed_driver_are_ended_by_the_next_start(tmp_path, capsys):
@@ -498,6 +478,7 @@ def mo_sweep(tmp_path_factory):
         searcher={"type": "optuna", "sampler": "nsga2", "seed": 0, "n_startup_trials": 4, "storage": "auto"},
     )
     spec = load_space(space)
+    start_shared_ray()
     outcome = run_sweep(spec, num_cpus=2)
     return spec, outcome, load_sweep(outcome.experiment_dir)
 
