@@ -4,6 +4,8 @@ Cases (observation settings of the training sims; val/test are always full and c
   full     burgers and heat, every point, no noise
   quarter  heat, region x, y in [0, 0.5], 1 % noise
   half     burgers, x in [0, 0.5], 2 % noise; heat, x in [0, 0.5], 1 % noise
+  quarter_model_error, half_model_error   the same with data simulated finer than P
+           (data.simulation.refine 2: 2x the grid, 1/4 the step, cell-averaged to P's grid)
 Methods: physics_only (P alone: whole-trajectory rollouts from frame 0, initial states fitted,
 the best physics-only fit the library has), synthetic_only (S alone), hyco (settings below).
 Every record also carries the trivial references of its case: theta at the guess; the components
@@ -60,6 +62,13 @@ CASES = {  # case -> problem -> (region or None, noise)
     "quarter": {"heat": ([[0.0, 0.5], [0.0, 0.5]], 0.01)},
     "half": {"burgers": ([[0.0, 0.5]], 0.02), "heat": ([[0.0, 0.5], [0.0, 1.0]], 0.01)},
 }
+#: data with model error: the partial cases with train/val/test data simulated on a 2x finer grid
+#: with a 4x smaller step (data.simulation.refine, cell-averaged onto P's grid); P fits on its own grid
+REFINE = 2
+CASES["quarter_model_error"] = CASES["quarter"]
+CASES["half_model_error"] = CASES["half"]
+CASE_OVERRIDES = {"quarter_model_error": [f"data.simulation.refine={REFINE}"],
+                  "half_model_error": [f"data.simulation.refine={REFINE}"]}
 METHODS = {  # (method, setting) -> overrides
     ("physics_only", "-"): ["run_params.model_type=physical"],
     ("synthetic_only", "-"): ["run_params.model_type=synthetic"],
@@ -79,7 +88,7 @@ def overrides_for(problem: str, case: str, seed: int, epochs: int, cache: str) -
     if region is not None:
         regions = "[" + ",".join(f"[{lo},{hi}]" for lo, hi in region) + "]"
         out += ["data.observation.mask=region", f"data.observation.region={regions}"]
-    return out
+    return out + CASE_OVERRIDES.get(case, [])
 
 
 def hidden_components(trainer) -> list[int]:
@@ -238,7 +247,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default="full,quarter,half")
     parser.add_argument("--methods", default=None, help="comma-separated method:setting labels (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--merge", action="store_true", help="add to the records in --out instead of replacing them")
