@@ -165,9 +165,9 @@ def backfill(records: list[dict]) -> None:
     (S alone never trains theta; its param_error equals reference_guess), the references follow."""
     guesses = {(r["problem"], r["case"], r["seed"]): r["theta"] for r in records if r["method"] == "synthetic_only"}
     for r in records:
-        if "guess" not in r:
+        if "guess" not in r and (r["problem"], r["case"], r["seed"]) in guesses:
             r["guess"] = guesses[(r["problem"], r["case"], r["seed"])]
-        if "reference_hidden_guess" not in r:
+        if "reference_hidden_guess" not in r and "guess" in r:
             hidden = r["hidden_components"]
             stayed = [g if i in hidden else t for i, (t, g) in enumerate(zip(r["truth"], r["guess"]))]
             r["reference_hidden_guess"] = relative_error(stayed, r["truth"]) if hidden else None
