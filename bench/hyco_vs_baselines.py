@@ -4,13 +4,26 @@ Cases (observation settings of the training sims; val/test are always full and c
   full     burgers and heat, every point, no noise
   quarter  heat, region x, y in [0, 0.5], 1 % noise
   half     burgers, x in [0, 0.5], 2 % noise; heat, x in [0, 0.5], 1 % noise
+  quarter_model_error, half_model_error   the same with data simulated finer than P
+           (data.simulation.refine 2: 2x the grid, 1/4 the step, cell-averaged to P's grid)
 Methods: physics_only (P alone: whole-trajectory rollouts from frame 0, initial states fitted,
 the best physics-only fit the library has), synthetic_only (S alone), hyco (settings below).
-Every record also carries the trivial references of its case: theta at the guess, and theta
-with the components that the data cannot see (heat bumps centred outside the observed region)
-set to zero, so that a collapse cannot pass for recovery.
+Every record also carries the trivial references of its case: theta at the guess; the components
+that the data cannot see (heat bumps centred outside the observed region) at the guess with the
+visible ones at the truth; and the hidden ones at zero, so that neither staying put nor a
+collapse can pass for recovery.
 
-    python bench/hyco_vs_baselines.py [--seeds 3] [--epochs 40] [--cases full,quarter,half]
+Paired by seed: seed s sets the data seed and the network seed of every method, so HYCO and
+each baseline see the same data draw and initial network. The summary (printed, and written to
+bench/results/hyco_vs_baselines_paired.json) gives per-seed ratios with
+hyco.evaluation.paired.paired_ratio: HYCO's theta error and P's test error over physics-only's,
+S's test error over synthetic-only's, and HYCO's theta error over each trivial reference.
+
+    python bench/hyco_vs_baselines.py [--seeds 3] [--seed-start 0] [--epochs 40] [--cases full,quarter,half]
+                                      [--methods physics_only:-,hyco:default] [--merge] [--summary-only]
+
+--merge adds the new records to the existing JSON (replacing those with the same problem, case,
+method, setting and seed); --summary-only recomputes the paired summary from the JSON.
 
 Training: 40 epochs (3 of warm-up), S's learning rate on a cosine schedule to 5 %, and S's test
 error taken at its best val epoch (early stopping on the full, clean val sims, the same rule for
@@ -38,6 +51,7 @@ from pathlib import Path
 import torch
 
 from hyco.config import load_config
+from hyco.evaluation.paired import paired_ratio
 from hyco.training import create_trainer
 
 warnings.filterwarnings("ignore")
@@ -48,6 +62,13 @@ CASES = {  # case -> problem -> (region or None, noise)
     "quarter": {"heat": ([[0.0, 0.5], [0.0, 0.5]], 0.01)},
     "half": {"burgers": ([[0.0, 0.5]], 0.02), "heat": ([[0.0, 0.5], [0.0, 1.0]], 0.01)},
 }
+#: data with model error: the partial cases with train/val/test data simulated on a 2x finer grid
+#: with a 4x smaller step (data.simulation.refine, cell-averaged onto P's grid); P fits on its own grid
+REFINE = 2
+CASES["quarter_model_error"] = CASES["quarter"]
+CASES["half_model_error"] = CASES["half"]
+CASE_OVERRIDES = {"quarter_model_error": [f"data.simulation.refine={REFINE}"],
+                  "half_model_error": [f"data.simulation.refine={REFINE}"]}
 METHODS = {  # (method, setting) -> overrides
     ("physics_only", "-"): ["run_params.model_type=physical"],
     ("synthetic_only", "-"): ["run_params.model_type=synthetic"],
@@ -56,6 +77,7 @@ METHODS = {  # (method, setting) -> overrides
     ("hyco", "region_all_alpha_p_0.9"): ["trainer_params.interaction_region=all", "trainer_params.physical.alpha=0.9"],
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "hyco_vs_baselines.json"
+KEY = ("problem", "case", "method", "setting", "seed")
 
 
 def overrides_for(problem: str, case: str, seed: int, epochs: int, cache: str) -> list[str]:
@@ -66,7 +88,7 @@ def overrides_for(problem: str, case: str, seed: int, epochs: int, cache: str) -
     if region is not None:
         regions = "[" + ",".join(f"[{lo},{hi}]" for lo, hi in region) + "]"
         out += ["data.observation.mask=region", f"data.observation.region={regions}"]
-    return out
+    return out + CASE_OVERRIDES.get(case, [])
 
 
 def hidden_components(trainer) -> list[int]:
@@ -92,17 +114,19 @@ def run(problem: str, case: str, method: tuple[str, str], seed: int, epochs: int
     trainer.model.load_state_dict(best_s)
     test = trainer.evaluate(trainer.dataset.test)
     truth, guess = trainer.problem.truth, trainer.problem.guess
-    collapsed = truth.clone()
     hidden = hidden_components(trainer)
+    collapsed, stayed = truth.clone(), truth.clone()
     collapsed[hidden] = 0.0
+    stayed[hidden] = guess[hidden].to(stayed)
     s_curve = [m["val_loss_synthetic"] for m in history]
     return {
         "problem": problem, "case": case, "method": method[0], "setting": method[1], "seed": seed,
         "param_error": trainer.physical.param_error(),
         "test_synthetic": test["loss_synthetic"], "test_physical": test["loss_physical"],
         "test_synthetic_last_epoch": last_s, "s_best_val_epoch": best_epoch,
-        "theta": trainer.physical.theta.tolist(), "truth": truth.tolist(),
+        "theta": trainer.physical.theta.tolist(), "truth": truth.tolist(), "guess": guess.tolist(),
         "reference_guess": trainer.physical.param_error(guess),
+        "reference_hidden_guess": trainer.physical.param_error(stayed) if hidden else None,
         "reference_hidden_zero": trainer.physical.param_error(collapsed) if hidden else None,
         "hidden_components": hidden,
         # S converged? its val error over the last 3 epochs (relative change)
@@ -136,32 +160,127 @@ def table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def backfill(records: list[dict]) -> None:
+    """Records written before the references were widened: the guess is synthetic-only's theta
+    (S alone never trains theta; its param_error equals reference_guess), the references follow."""
+    guesses = {(r["problem"], r["case"], r["seed"]): r["theta"] for r in records if r["method"] == "synthetic_only"}
+    for r in records:
+        if "guess" not in r and (r["problem"], r["case"], r["seed"]) in guesses:
+            r["guess"] = guesses[(r["problem"], r["case"], r["seed"])]
+        if "reference_hidden_guess" not in r and "guess" in r:
+            hidden = r["hidden_components"]
+            stayed = [g if i in hidden else t for i, (t, g) in enumerate(zip(r["truth"], r["guess"]))]
+            r["reference_hidden_guess"] = relative_error(stayed, r["truth"]) if hidden else None
+
+
+def relative_error(theta: list[float], truth: list[float]) -> float:
+    """The same |theta - theta*| / |theta*| as PhysicalTrainer.param_error, on stored lists."""
+    return float((torch.tensor(theta, dtype=torch.float64) - torch.tensor(truth, dtype=torch.float64)).norm()
+                 / torch.tensor(truth, dtype=torch.float64).norm())
+
+
+def paired_summary(records: list[dict]) -> list[dict]:
+    """Per (problem, case, HYCO setting): paired ratios over the seeds every method of the case ran.
+
+    theta and P's test error against physics-only, S's test error against synthetic-only, theta
+    against the trivial references; and per hidden component, in how many seeds HYCO's value lies
+    below physics-only's and physics-only's above the truth (the mechanism of a theta gain).
+    """
+    by = {tuple(r[k] for k in KEY): r for r in records}
+    out = []
+    for problem, case in sorted({(r["problem"], r["case"]) for r in records}, key=lambda k: (list(CASES).index(k[1]), k[0])):
+        for setting in sorted({r["setting"] for r in records if (r["problem"], r["case"], r["method"]) == (problem, case, "hyco")}):
+            seeds = sorted(s for (p, c, m, st, s) in by if (p, c, m, st) == (problem, case, "hyco", setting)
+                           and (p, c, "physics_only", "-", s) in by and (p, c, "synthetic_only", "-", s) in by)
+            if not seeds:
+                continue
+            hy = [by[(problem, case, "hyco", setting, s)] for s in seeds]
+            po = [by[(problem, case, "physics_only", "-", s)] for s in seeds]
+            so = [by[(problem, case, "synthetic_only", "-", s)] for s in seeds]
+            row = {"problem": problem, "case": case, "setting": setting, "seeds": seeds,
+                   "theta_vs_physics_only": paired_ratio([r["param_error"] for r in hy], [r["param_error"] for r in po]).to_dict(),
+                   "test_physical_vs_physics_only": paired_ratio([r["test_physical"] for r in hy], [r["test_physical"] for r in po]).to_dict(),
+                   "test_synthetic_vs_synthetic_only": paired_ratio([r["test_synthetic"] for r in hy], [r["test_synthetic"] for r in so]).to_dict(),
+                   "theta_vs_guess": paired_ratio([r["param_error"] for r in hy], [r["reference_guess"] for r in hy]).to_dict()}
+            hidden = hy[0]["hidden_components"]
+            if hidden:
+                for ref in ("hidden_guess", "hidden_zero"):
+                    row[f"theta_vs_{ref}"] = paired_ratio([r["param_error"] for r in hy], [r[f"reference_{ref}"] for r in hy]).to_dict()
+                    row[f"physics_only_theta_vs_{ref}"] = paired_ratio([r["param_error"] for r in po],
+                                                                       [r[f"reference_{ref}"] for r in po]).to_dict()
+            row["components"] = [
+                {"index": i, "hidden": i in hidden, "truth": hy[0]["truth"][i],
+                 "hyco": [r["theta"][i] for r in hy], "physics_only": [r["theta"][i] for r in po],
+                 "hyco_below_physics_only": sum(h["theta"][i] < p["theta"][i] for h, p in zip(hy, po)),
+                 "physics_only_above_truth": sum(p["theta"][i] > p["truth"][i] for p in po),
+                 "hyco_closer": sum(abs(h["theta"][i] - h["truth"][i]) < abs(p["theta"][i] - p["truth"][i]) for h, p in zip(hy, po))}
+                for i in range(len(hy[0]["truth"]))]
+            out.append(row)
+    return out
+
+
+def summary_text(summary: list[dict]) -> str:
+    """The paired table: geometric mean [95 % CI], seeds better / n, sign p."""
+    def cell(d: dict | None) -> str:
+        if d is None:
+            return "-"
+        return f"{d['geomean']:.3g} [{d['low']:.3g}, {d['high']:.3g}], {d['better']}/{d['n']}, p={d['sign_p']:.2g}"
+    rows = ["| problem | case | HYCO setting | n | θ err / physics-only | P test / physics-only | S test / S-only | "
+            "θ err / θ at guess | θ err / hidden at guess | θ err / hidden at 0 |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary:
+        rows.append(f"| {r['problem']} | {r['case']} | {r['setting']} | {len(r['seeds'])} | {cell(r['theta_vs_physics_only'])} | "
+                    f"{cell(r['test_physical_vs_physics_only'])} | {cell(r['test_synthetic_vs_synthetic_only'])} | "
+                    f"{cell(r['theta_vs_guess'])} | {cell(r.get('theta_vs_hidden_guess'))} | {cell(r.get('theta_vs_hidden_zero'))} |")
+    lines = ["\n".join(rows), "", "Per component (seeds in order; truth; HYCO below physics-only / physics-only above truth / HYCO closer):"]
+    for r in summary:
+        for c in r["components"]:
+            lines.append(f"- {r['problem']} {r['case']} {r['setting']} θ[{c['index']}]{' (hidden)' if c['hidden'] else ''} "
+                         f"truth {c['truth']}: HYCO {[round(v, 4) for v in c['hyco']]}, physics-only "
+                         f"{[round(v, 4) for v in c['physics_only']]}; {c['hyco_below_physics_only']}/{len(r['seeds'])} below, "
+                         f"{c['physics_only_above_truth']}/{len(r['seeds'])} above truth, {c['hyco_closer']}/{len(r['seeds'])} closer")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default="full,quarter,half")
     parser.add_argument("--methods", default=None, help="comma-separated method:setting labels (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge", action="store_true", help="add to the records in --out instead of replacing them")
+    parser.add_argument("--summary-only", action="store_true", help="only recompute the paired summary from --out")
     args = parser.parse_args()
     torch.set_num_threads(1)
     tic = time.perf_counter()
     load_before = os.getloadavg()
-    records = []
-    with tempfile.TemporaryDirectory() as cache:
-        for case in args.cases.split(","):
-            for problem in CASES[case]:
-                for method in METHODS if not args.methods else [tuple(m.split(":")) for m in args.methods.split(",")]:
-                    for seed in range(args.seeds):
-                        record = run(problem, case, method, seed, args.epochs, cache)
-                        records.append(record)
-                        print(json.dumps({k: record[k] for k in ("problem", "case", "method", "setting", "seed",
-                                                                  "param_error", "test_synthetic", "test_physical")}),
-                              flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    records = json.loads(args.out.read_text()) if (args.merge or args.summary_only) and args.out.exists() else []
+    if not args.summary_only:
+        methods = list(METHODS) if not args.methods else [tuple(m.split(":")) for m in args.methods.split(",")]
+        with tempfile.TemporaryDirectory() as cache:
+            for case in args.cases.split(","):
+                for problem in CASES[case]:
+                    for seed in range(args.seed_start, args.seed_start + args.seeds):  # seed-major: pairs complete early
+                        for method in methods:
+                            t0 = time.perf_counter()
+                            record = run(problem, case, method, seed, args.epochs, cache)
+                            record["wall_s"] = time.perf_counter() - t0
+                            records = [r for r in records if tuple(r[k] for k in KEY) != tuple(record[k] for k in KEY)]
+                            records.append(record)
+                            print(json.dumps({k: record[k] for k in (*KEY, "param_error", "test_synthetic", "test_physical",
+                                                                     "wall_s")}), flush=True)
+                            args.out.parent.mkdir(parents=True, exist_ok=True)
+                            args.out.write_text(json.dumps(records, indent=1))  # after every run: a killed bench keeps its pairs
+    backfill(records)
     args.out.write_text(json.dumps(records, indent=1))
+    summary = paired_summary(records)
+    args.out.with_name(args.out.stem + "_paired.json").write_text(json.dumps(summary, indent=1))
     print(table(records))
-    print(f"\n{args.seeds} seeds, {args.epochs} epochs, {time.perf_counter() - tic:.0f} s, "
+    print()
+    print(summary_text(summary))
+    print(f"\n{args.seeds} seeds from {args.seed_start}, {args.epochs} epochs, {time.perf_counter() - tic:.0f} s, "
           f"load average before/after {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}; records in {args.out}")
 
 

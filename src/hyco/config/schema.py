@@ -68,12 +68,22 @@ class ObservationConfig:
 
 
 @dataclass
+class SimulationConfig:
+    """How the data are made, when not by P itself (model error, docs/extending.md)."""
+
+    # k > 1: simulate on a grid k times finer per axis with a k^2 smaller step (same frame times),
+    # then restrict to P's grid by cell averages; 1: P's own grid and step (an inverse crime)
+    refine: int = 1
+
+
+@dataclass
 class DataConfig:
     num_simulations: int = 8
     num_steps: int = 20
     seed: int = 0
     cache_dir: str = "~/.cache/hyco"
     observation: ObservationConfig = field(default_factory=ObservationConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
 
 @dataclass

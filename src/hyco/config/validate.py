@@ -45,6 +45,8 @@ def validate(cfg: RunConfig) -> None:
 
     _require(data.num_simulations >= 1, "data.num_simulations", data.num_simulations, "must be >= 1")
     _require(data.num_steps >= 1, "data.num_steps", data.num_steps, "must be >= 1")
+    _require(1 <= data.simulation.refine <= 16, "data.simulation.refine", data.simulation.refine,
+             "must be an integer from 1 (P's own grid) to 16")
     _require(obs.mask in MASKS, "data.observation.mask", obs.mask, f"must be one of {list(MASKS)}")
     _require(_finite(obs.fraction) and 0 < obs.fraction <= 1, "data.observation.fraction", obs.fraction, "must be in (0, 1]")
     _require(_finite(obs.noise) and obs.noise >= 0, "data.observation.noise", obs.noise, "must be >= 0 (relative to max|u|)")

@@ -1,5 +1,9 @@
 """Simulate trajectories of a problem at its true parameters and cache them on disk.
 
+By default the data come from P itself (same grid and step). ``data.simulation.refine: k``
+simulates on a k times finer grid with a k^2 smaller step and restricts each frame to P's grid
+(:meth:`hyco.physics.Problem.restrict`): data with model error, as real data have.
+
 The cache file name is a hash of everything that generated the data (problem config, number
 of simulations and steps, seed, floating-point precision, format version); the file stores that key and a checksum of
 the array, so a corrupt file or one from another configuration is rebuilt, never used.
@@ -12,14 +16,14 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from phiml import math
 
 from hyco.config.schema import DataConfig, PhysicalModelConfig
-from hyco.physics import Problem
+from hyco.physics import Problem, make_problem
 from hyco.runtime import generator, phiflow_device
 
 FORMAT_VERSION = 3  # 2: Burgers advection sign fixed; 3: dtype in the key, stored in that dtype
@@ -30,10 +34,14 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def generation_record(data: DataConfig, physical: PhysicalModelConfig, dtype: str) -> dict:
-    """Everything that decides the simulated numbers (observation settings do not)."""
+    """Everything that decides the simulated numbers (observation settings do not).
+
+    ``data.simulation`` enters only where it differs from P's own grid, so the default keeps the
+    keys (and cache files) made before it existed.
+    """
     physical_record = asdict(physical)
     physical_record.pop("jit")  # tracing gives the same forward numbers (checked in tests)
-    return {
+    record = {
         "format": FORMAT_VERSION,
         "physical": physical_record,
         "num_simulations": data.num_simulations,
@@ -41,11 +49,31 @@ def generation_record(data: DataConfig, physical: PhysicalModelConfig, dtype: st
         "seed": data.seed,
         "dtype": dtype,
     }
+    if data.simulation.refine != 1:
+        record["simulation"] = asdict(data.simulation)
+    return record
 
 
 def dataset_key(data: DataConfig, physical: PhysicalModelConfig, dtype: str) -> str:
     text = json.dumps(generation_record(data, physical, dtype), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def refined_problem(problem: Problem, refine: int) -> Problem:
+    """P on a grid ``refine`` times finer per axis, stepping ``refine**2`` times more often.
+
+    The frame times stay the same; the step shrinks with dx^2 so every explicit scheme here
+    stays as stable as on P's grid and the O(dt) and O(dx^2) errors shrink together.
+    """
+    if refine == 1:
+        return problem
+    cfg = replace(
+        problem.cfg,
+        resolution=[n * refine for n in problem.resolution],
+        dt=problem.cfg.dt / refine**2,
+        substeps=problem.cfg.substeps * refine**2,
+    )
+    return make_problem(cfg)
 
 
 def initial_states(problem: Problem, data: DataConfig) -> torch.Tensor:
@@ -70,14 +98,18 @@ def simulate(
         raise ValueError(f"dtype is {dtype!r}, but must be one of {sorted(DTYPES)}")
     torch_dtype = DTYPES[dtype]
     device = phiflow_device()
-    initial = initial_states(problem, data).to(device, torch_dtype)
+    refine = data.simulation.refine
+    simulator = refined_problem(problem, refine)  # P itself unless refine > 1 (model error)
+    initial = initial_states(simulator, data).to(device, torch_dtype)
     theta = problem.truth.to(device, torch_dtype)
     parts = []
     with torch.no_grad(), math.precision(64 if torch_dtype == torch.float64 else 32):
         for start in range(0, len(initial), batch_size):
             x0 = initial[start : start + batch_size]
-            frames = problem.rollout(x0, theta, data.num_steps)
-            parts.append(torch.cat([x0[:, None], frames], dim=1).cpu())
+            frames = torch.cat([x0[:, None], simulator.rollout(x0, theta, data.num_steps)], dim=1)
+            if refine > 1:
+                frames = problem.restrict(frames.flatten(0, 1), refine).unflatten(0, frames.shape[:2])
+            parts.append(frames.cpu())
             if progress:
                 progress(len(x0))
     trajectories = torch.cat(parts).contiguous()

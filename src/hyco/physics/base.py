@@ -171,6 +171,17 @@ class Problem(ABC):
         problem with it. Override it; the default has none."""
         raise NotImplementedError(f"{cls.__name__} has no example_config()")
 
+    def restrict(self, fine: torch.Tensor, factor: int) -> torch.Tensor:
+        """States ``[B, C, *fine spatial]`` on a grid ``factor`` times finer -> this grid.
+
+        Cell averages over the ``factor**ndim`` fine cells that make up each cell: a cell-centred
+        value of a finite-volume grid stands for its cell's mean (conserved quantities stay
+        conserved), and with an even factor no fine centre sits on a coarse one to sample.
+        Problems whose arrays are not all cell-centred (staggered faces) override it.
+        """
+        pool = (torch.nn.functional.avg_pool1d, torch.nn.functional.avg_pool2d)[self.ndim - 1]
+        return pool(fine, factor)
+
     # ----- the problem-specific part -------------------------------------------------------
 
     @property

@@ -74,6 +74,20 @@ class Smoke(Problem):
         state[:, 0, :ny, :nx] = torch.exp(-dist2 / (2 * radius**2))
         return state
 
+    def restrict(self, fine: torch.Tensor, factor: int) -> torch.Tensor:
+        """Density: cell averages. Each staggered velocity component lives on faces; a coarse face
+        is ``factor`` fine faces side by side, so it takes their mean (the flux through it)."""
+        nx, ny = self.resolution
+        out = torch.zeros((fine.shape[0], 3, *self.array_shape), dtype=fine.dtype, device=fine.device)
+        out[:, 0, :ny, :nx] = torch.nn.functional.avg_pool2d(fine[:, :1, : ny * factor, : nx * factor], factor)[:, 0]
+        rows, cols = self.face_shapes["x"]  # (ny, nx + 1): x-faces
+        vx = fine[:, 1, : rows * factor, : (cols - 1) * factor + 1 : factor]
+        out[:, 1, :rows, :cols] = vx.unflatten(1, (rows, factor)).mean(2)
+        rows, cols = self.face_shapes["y"]  # (ny + 1, nx): y-faces
+        vy = fine[:, 2, : (rows - 1) * factor + 1 : factor, : cols * factor]
+        out[:, 2, :rows, :cols] = vy.unflatten(2, (cols, factor)).mean(3)
+        return out
+
     def to_state(self, array: torch.Tensor) -> tuple[Field, Field]:
         nx, ny = self.resolution
         density = tensor_to_centered(array[:, :1, :ny, :nx], self.bounds, DENSITY_BOUNDARY, vector=False)
