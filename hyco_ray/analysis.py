@@ -44,6 +44,7 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
         lines += [f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}",
                   *(f"    {k}={_fmt(v)}" for k, v in best.params.items()),
                   f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml"]
+    lines += _defaults_lines(sweep)
     lines += _front_lines(sweep) if spec.multi_objective else []
     stopped, retries = Counter(t.epochs for t in sweep.by_outcome("stopped")), sum(t.num_failures for t in sweep.trials)
     rungs = ", ".join(f"after {e} epoch{'s' if e > 1 else ''}: {n}" for e, n in sorted(stopped.items()))
@@ -56,6 +57,23 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
         lines.append(f"interrupted: {counts['unfinished']} trials unfinished, {spec.num_samples - started} not "
                      "started; resume with hyco tune <space.yaml> --resume")
     return "\n".join(lines) + "\n"
+
+
+def _defaults_lines(sweep: Sweep) -> list[str]:
+    """The base config's own trial (the searcher's first point) and the best trial's ratio to it."""
+    spec, ref = sweep.spec, sweep.defaults_trial()
+    if ref is None:
+        return ["defaults trial: none" + (" (a config-group key is searched)" if not spec.defaults else " ran")]
+    metrics = list(dict.fromkeys([spec.metric, *spec.objectives, "param_error"]))
+    line = (f"defaults trial: {ref.trial_id} ({ref.epochs} epochs, {ref.outcome(spec.max_t)}): "
+            + ", ".join(f"{k} = {_fmt(ref.value(k))}" for k in metrics if k in ref.final))
+    try:
+        best = sweep.best()
+    except HycoError:
+        return [line]
+    ratios = ", ".join(f"{k} {best.value(k) / ref.value(k):.3g}" for k in metrics
+                       if k in best.final and math.isfinite(ref.value(k)) and ref.value(k) != 0)
+    return [line, f"    best / defaults: {ratios}" + (" (the defaults are the best trial)" if best is ref else "")]
 
 
 def _front_lines(sweep: Sweep) -> list[str]:
@@ -103,7 +121,8 @@ def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:
     """One row per trial (outcome, epochs, trial-epochs run, metric, param_error, failures, sampled
     values) in the order they finished; ``ranked``: complete trials first, best first."""
     spec = sweep.spec
-    table = pd.DataFrame([{"trial_id": t.trial_id, "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
+    table = pd.DataFrame([{"trial_id": t.trial_id, "defaults": bool(t.history and t.history[0].get("defaults")),
+                           "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
                            "trial-epochs": t.trial_epochs, spec.metric: t.value(spec.metric), "param_error": t.value("param_error"),
                            **{k: t.value(k) for k in spec.objectives},
                            "failures": t.num_failures, **{k: t.params.get(k) for k in spec.space}}

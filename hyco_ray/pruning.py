@@ -1,6 +1,7 @@
 """The Optuna searcher of a sweep, on Optuna's public ask-and-tell interface: each epoch is an
 intermediate value, a trial stopped before ``max_t`` is PRUNED (Ray's ``OptunaSearch`` tells its
-short-run loss as COMPLETE, which misleads TPE), each trial has the user attribute ``ray_trial_id``.
+short-run loss as COMPLETE, which misleads TPE), each trial has the user attribute ``ray_trial_id``;
+``first`` (the base config's defaults) is enqueued, so it is the first trial.
 
 Multi-objective (``objectives``): Optuna refuses intermediate values there, so epochs are not
 reported; a trial that ran all ``max_t`` epochs is told COMPLETE with its objectives' last values; a
@@ -48,12 +49,14 @@ class PruningOptunaSearch(Searcher):
 
     def __init__(self, space: dict, metric: str, mode: str, sampler: optuna.samplers.BaseSampler,
                  storage: optuna.storages.BaseStorage | None, study_name: str, max_t: int,
-                 objectives: dict[str, str] | None = None) -> None:
+                 objectives: dict[str, str] | None = None, first: dict[str, Any] | None = None) -> None:
         super().__init__(metric=metric, mode=mode)
         self._space, self._max_t, self._objectives = space, int(max_t), dict(objectives or {})
         modes = list(self._objectives.values()) or [mode]
         self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
                                           directions=["minimize" if m == "min" else "maximize" for m in modes])
+        if first:  # the defaults: Optuna's first trial (once: an existing study already holds it)
+            self._study.enqueue_trial(first, skip_if_exists=True)
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
         self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
 

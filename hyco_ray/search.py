@@ -113,4 +113,5 @@ def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
         storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
         study_name=study_name(spec),
         max_t=spec.max_t,
+        first=spec.defaults or None,
     )

@@ -22,6 +22,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hyco.config import config_from_dict, config_to_dict, load_config, override_value
 from hyco.config.schema import SCHEDULABLE
+from hyco.config.validate import BEST_METRICS
 from hyco.errors import ConfigError
 from hyco_ray.names import CALLBACK_REQUIRES, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULER_NAMES, build_sampler
 
@@ -102,6 +103,10 @@ class SweepSpec:
     overrides: list[str] = field(default_factory=list)
     metric: str = "val_loss"
     mode: str = "min"
+    # which epoch's value a trial reports: "last" (the epoch just trained) or "best" (the best val
+    # epoch so far by metric, whose state the trainer keeps: trainer_params.keep_best; export and
+    # evaluate then use that state; the epoch's own values are reported beside it as raw_<key>)
+    objective_epoch: str = "last"
     # several metrics (>= 2) and their modes: a multi-objective study, a Pareto front; metric/mode
     # stay the scalar that ASHA and the "best trial" use (by default val_loss, the geometric mean)
     objectives: dict[str, str] = field(default_factory=dict)
@@ -115,6 +120,9 @@ class SweepSpec:
     max_failures: int = 2
     storage_path: str = "sweeps"
     checkpoint_period_s: float = 10.0  # experiment-state snapshots: what a hard kill can lose
+    # the base config's own values of the searched keys (filled by validate_space, not by hand):
+    # the searcher's first point, so a sweep always holds the defaults to compare its best with
+    defaults: dict[str, Any] = field(default_factory=dict)
     source: ClassVar[str] = "search space"  # the file it came from (set per instance; not a field)
 
     @property
@@ -141,7 +149,8 @@ class SweepSpec:
         """Fixed overrides, then the trial's sampled values, then its thread count: what
         ``hyco train`` needs to rebuild a trial's config exactly."""
         values = [f"{k}={override_value(params[k])}" for k in self.space if k in params]
-        return [*self.overrides, *values, f"run_params.num_threads={threads or self.num_threads}"]
+        best = [f"trainer_params.keep_best={self.metric}"] if self.objective_epoch == "best" else []
+        return [*self.overrides, *best, *values, f"run_params.num_threads={threads or self.num_threads}"]
 
     def to_dict(self) -> dict:
         data = OmegaConf.to_container(OmegaConf.structured(self))
@@ -232,6 +241,7 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     rules = [  # key, value, ok, rule
         ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"),
         ("mode", spec.mode, spec.mode in ("min", "max"), "min or max"),
+        ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
         ("num_samples", spec.num_samples, spec.num_samples >= 1, ">= 1"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
         ("max_failures", spec.max_failures, spec.max_failures >= -1, ">= 0 (or -1: retry forever)"),
@@ -251,6 +261,9 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     for key, value, ok, rule in rules:
         if not ok:
             _fail(where, key, f"is {value!r}, must be {rule}")
+    if spec.objective_epoch == "best" and (spec.metric not in BEST_METRICS or spec.mode != "min"):
+        _fail(where, "objective_epoch", f"best keeps the state of the epoch with the lowest val metric: metric must be "
+              f"one of {list(BEST_METRICS)} with mode min (it is {spec.mode} {spec.metric})")
     if sch.type == "pbt":
         _check_pbt(spec, where)
     for name, mode in spec.objectives.items():
@@ -287,6 +300,8 @@ def check_spec(spec: SweepSpec, where: str) -> None:
             _fail(where, f"overrides ({item})", "deleting keys is not supported; set a value")
         if key in RESERVED:
             _fail(where, f"overrides ({item})", "run_params.num_threads is set from resources.cpu")
+        if key == "trainer_params.keep_best":
+            _fail(where, f"overrides ({item})", "set objective_epoch: best (it keeps the best epoch by metric)")
         if key in spec.space:
             _fail(where, f"overrides ({item})", f"{key} is also in space; keep it in one place")
 
@@ -337,6 +352,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
             if cfg.trainer_params.epochs != base.trainer_params.epochs:
                 _fail(where, f"space.{key}", f"value {value!r} changes trainer_params.epochs, the scheduler's max_t; "
                       "every trial must run the same epochs")
+    spec.defaults = default_params(spec, base)
     epochs = base.trainer_params.epochs
     if spec.scheduler.max_t is None:
         spec.scheduler.max_t = epochs
@@ -352,6 +368,28 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     spec.overrides = [o for o in spec.overrides if o.split("=", 1)[0].lstrip("+") != "data.cache_dir"]
     spec.overrides.append(f"data.cache_dir={override_value(str(cache))}")
     return spec
+
+
+def default_params(spec: SweepSpec, base) -> dict[str, Any]:
+    """The base config's values of the searched keys, each checked to lie in its space: the defaults
+    are the sweep's first trial, so a space that excludes them is a mistake. A config-group key
+    (``model/synthetic``) has no plain value: a space with one has no defaults trial."""
+    if any("/" in key for key in spec.space):
+        return {}
+    data, found = OmegaConf.create(config_to_dict(base)), {}
+    for key, p in spec.space.items():
+        value = OmegaConf.select(data, key)
+        if p.type == "choice":
+            inside = value in p.values
+        else:
+            inside = isinstance(value, (int, float)) and not isinstance(value, bool) and p.low <= value <= p.high
+            inside = inside and (p.type != "int" or value == int(value))
+        if not inside:
+            space = p.values if p.type == "choice" else f"{p.type} [{p.low}, {p.high}]"
+            _fail(spec.source, f"space.{key}", f"the default {value!r} of {spec.base!r} (with the overrides) is outside "
+                  f"the space {space}: the defaults are the first trial; widen the space or set the default in overrides")
+        found[key] = int(value) if p.type == "int" else float(value) if p.type != "choice" else value
+    return found
 
 
 def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:

@@ -71,7 +71,7 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"sweep {spec.name}{' (resume)' if resume else ''}: {spec.num_samples} trials, at most {spec.max_concurrent} at a time",
         f"base config {spec.base}; fixed overrides: {' '.join(spec.overrides)}",
         f"searched:\n{space}",
-        f"objective: {spec.mode} {spec.metric}" + (f" (early stopping, best trial); Pareto front of "
+        f"objective: {spec.mode} {spec.metric} ({'the best epoch so far' if spec.objective_epoch == 'best' else 'the last epoch'})" + (f" (early stopping, best trial); Pareto front of "
         f"{', '.join(f'{m} {k}' for k, m in spec.objectives.items())}" if spec.multi_objective else ""),
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {stop}",
@@ -183,7 +183,9 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
         trainable,
         param_space={k: tune_domain(p) for k, p in spec.space.items()} if pbt else None,
         tune_config=tune.TuneConfig(
-            search_alg=BasicVariantGenerator(max_concurrent=spec.max_concurrent, random_state=spec.searcher.seed + seed_offset) if pbt
+            search_alg=BasicVariantGenerator(max_concurrent=spec.max_concurrent, random_state=spec.searcher.seed + seed_offset,
+                                             points_to_evaluate=[spec.defaults] if spec.defaults and not seed_offset else None)
+            if pbt
             else build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
             scheduler=SCHEDULERS.build(spec.scheduler.type, spec),
             num_samples=spec.num_samples - seed_offset,

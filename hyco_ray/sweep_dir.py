@@ -158,6 +158,11 @@ class Sweep:
             raise HycoError(f"no trial of {self.path} finished all {self.spec.max_t} epochs with a finite {metric}")
         return min(done, key=lambda t: sign * t.value(metric))
 
+    def defaults_trial(self) -> TrialRecord | None:
+        """The trial that ran the base config's own values (the searcher's first point), if any."""
+        marked = [t for t in self.trials if t.history and t.history[0].get("defaults")]
+        return min(marked, key=lambda t: t.history[0].get("done_at", math.inf)) if marked else None
+
     def _minimised(self, trials: list[TrialRecord]) -> np.ndarray:
         """The objectives of ``trials``, signed so that smaller is better: ``[trials, objectives]``."""
         signs = [1.0 if mode == "min" else -1.0 for mode in self.spec.objectives.values()]

@@ -94,7 +94,8 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         trainer.load_state_dict(state)
     env = environment(cfg.run_params)
     extra = {**info, "num_threads": spec.num_threads, "restored_from_epoch": restored_from,
-             "trial_id": trial_id, "settings": settings, "env": {k: str(v) for k, v in env.items()}}
+             "trial_id": trial_id, "settings": settings, "env": {k: str(v) for k, v in env.items()},
+             "defaults": bool(spec.defaults) and settings == spec.defaults}  # the base config's own values
 
     try:
         for metrics in trainer.fit():
@@ -102,6 +103,9 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
             if after_epoch is not None:
                 after_epoch(metrics["epoch"], trial_dir)
             row = {**metrics, **extra, "done_at": time.time()}  # when: budgets of trial-epochs in wall order
+            if spec.objective_epoch == "best":  # the best epoch so far is what ASHA, Optuna and PBT see
+                row.update({f"raw_{k}": row[k] for k in trainer.BEST_KEYS})
+                row.update({k: row[f"best_{k}"] for k in trainer.BEST_KEYS})
             if metrics["epoch"] >= spec.max_t:  # complete: figures and test metrics before ASHA ends the trial
                 write_figures(trainer, trial_dir)
                 if len(trainer.dataset.test):

@@ -106,12 +106,12 @@ def test_val_loss_is_the_geometric_mean_of_both_models_errors(small_burgers):
 
 def test_an_exact_physical_model_does_not_zero_the_combined_objective(small_burgers):
     """On clean data P can match the val sims to round-off; S's error must still rank trials."""
-    from hyco.training.hybrid import EXACT_FLOOR
+    from hyco.training.hybrid import resolution_floor
 
     trainer = create_trainer(small_burgers())
     worse, better = (trainer.combined_loss({"loss_synthetic": s, "loss_physical": 0.0}) for s in (1e-2, 1e-3))
     assert 0 < better < worse
-    assert worse == pytest.approx((1e-2 * EXACT_FLOOR) ** 0.5)
+    assert worse == pytest.approx((1e-2 * resolution_floor(trainer.val.shape[3:])) ** 0.5)
 
 
 @pytest.mark.parametrize("periodic", [True, False])

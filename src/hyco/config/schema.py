@@ -142,6 +142,9 @@ class TrainerParams:
     interaction_region: str = "unobserved"
     # validation metric of both models' full rollouts (a name in hyco.registry.METRICS)
     metric: str = "relative_l2"
+    # a val metric (val_loss, val_loss_synthetic, val_loss_physical): keep the state (S and P) of the
+    # epoch where it was lowest and end the run with it (test metrics, saved model); null: the last epoch's
+    keep_best: str | None = None
     synthetic: SyntheticTrainerConfig = field(default_factory=SyntheticTrainerConfig)
     physical: PhysicalTrainerConfig = field(default_factory=PhysicalTrainerConfig)
     # changes of the settings above during training, in epoch order (empty: fixed settings)

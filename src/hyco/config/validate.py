@@ -22,6 +22,8 @@ PHYSICAL_METHODS = ("L-BFGS-B", "BFGS")
 MASKS = ("full", "region", "random")
 MODES = ("train", "evaluate")
 INTERACTION_REGIONS = ("unobserved", "all")
+#: val metrics a run may keep its best epoch's state by (``trainer_params.keep_best``)
+BEST_METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical")
 
 
 def _require(ok: bool, key: str, value: object, rule: str) -> None:
@@ -99,6 +101,8 @@ def validate(cfg: RunConfig) -> None:
     _require(_finite(syn.lr_floor) and 0 < syn.lr_floor <= 1, "trainer_params.synthetic.lr_floor", syn.lr_floor,
              "must be in (0, 1]")
     METRICS.get(tp.metric)
+    _require(tp.keep_best in (None, *BEST_METRICS), "trainer_params.keep_best", tp.keep_best,
+             f"must be null or one of {list(BEST_METRICS)}")
     phys = tp.physical
     _require(phys.method in PHYSICAL_METHODS, "trainer_params.physical.method", phys.method,
              f"must be one of {list(PHYSICAL_METHODS)}")

@@ -39,8 +39,15 @@ from hyco.training.physical import PhysicalStep, PhysicalTrainer
 log = logging.getLogger(__name__)
 
 
-#: relative squared error counted as exact in the combined objective (relative RMS 1e-4)
-EXACT_FLOOR = 1e-8
+def resolution_floor(spatial: tuple[int, ...] | torch.Size) -> float:
+    """The relative error below which the combined objective counts a model as exact: ``1/N**2``
+    for the fewest grid points ``N`` along an axis, the relative truncation error of a second-order
+    scheme on this grid (Burgers, 128 points: 6.1e-5; 32x32: 1e-3). The val sims come from the
+    same discretised solver as P, so P matching them more closely than that agrees with the
+    discretisation, not better with the physics: a difference there (round-off, 1e-7 against 1e-5)
+    must not outvote S's (issue 19: on full clean Burgers data it ranked the setting whose S was
+    2.5x worse first)."""
+    return float(min(spatial)) ** -2.0
 
 
 @TRAINERS.register("hybrid")
@@ -86,6 +93,7 @@ class HybridTrainer:
         self.couple()
         self.epoch = 0  # finished epochs
         self.history: list[dict] = []
+        self.best: dict | None = None  # keep_best: the best epoch, its metrics and S's and P's state
 
     def couple(self) -> None:
         """The coupling as the settings say now (again after a scheduled change)."""
@@ -222,10 +230,12 @@ class HybridTrainer:
         is 10-100x P's, and their arithmetic mean ranked a quick sweep's trials against theta
         (Spearman -0.15 with param_error; the geometric mean +0.93, bench/RESULTS.md).
 
-        Each error counts from ``EXACT_FLOOR`` up: on clean data P can reproduce the val sims to
-        round-off (an H200 sweep reported ``val_loss=0``), and a product with 0 would hide S."""
+        Each error counts from the grid's :func:`resolution_floor` up: on clean data P can reproduce
+        the val sims to round-off (an H200 sweep reported ``val_loss=0``); a product with 0 would
+        hide S, and one with 1e-7 against 1e-5 would let P's round-off outvote S's error."""
         if self.trains_synthetic and self.trains_physical:
-            return pymath.sqrt(max(scores["loss_synthetic"], EXACT_FLOOR) * max(scores["loss_physical"], EXACT_FLOOR))
+            floor = resolution_floor(self.val.shape[3:])
+            return pymath.sqrt(max(scores["loss_synthetic"], floor) * max(scores["loss_physical"], floor))
         return scores["loss_synthetic"] if self.trains_synthetic else scores["loss_physical"]
 
     # ----- the epoch --------------------------------------------------------------------------------
@@ -291,13 +301,40 @@ class HybridTrainer:
         return syn.learning_rate * (syn.lr_floor + (1 - syn.lr_floor) * (1 + pymath.cos(pymath.pi * progress)) / 2)
 
     def fit(self) -> Iterator[dict]:
-        """Train from the next unfinished epoch to ``epochs``, yielding each epoch's metrics."""
+        """Train from the next unfinished epoch to ``epochs``, yielding each epoch's metrics. With
+        ``keep_best``, each epoch's metrics also say the best epoch so far and its values (``best_*``),
+        and the last epoch ends with the best epoch's state restored."""
         while self.epoch < self.tp.epochs:
             self.follow_schedule(self.epoch)
             metrics = self.run_epoch(self.epoch)
             self.epoch += 1
+            if self.tp.keep_best:
+                self.track_best(metrics)
+                if self.epoch == self.tp.epochs:
+                    self.restore_best()
+                    metrics["restored_best_epoch"] = self.best["epoch"]
             self.history.append(metrics)
             yield metrics
+
+    #: what an epoch's metrics say of the best epoch so far (as ``best_<key>``)
+    BEST_KEYS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error")
+
+    def track_best(self, metrics: dict) -> None:
+        """Keep S's and P's state of the epoch with the lowest ``keep_best`` metric (the first on a tie)."""
+        value = metrics[self.tp.keep_best]
+        if self.best is None or (pymath.isfinite(value) and not value >= self.best["value"]):
+            self.best = {"epoch": metrics["epoch"], "value": value,
+                         "metrics": {k: metrics[k] for k in self.BEST_KEYS},
+                         "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                         "physical": {k: v.clone() for k, v in self.physical.state_dict().items()}}
+        metrics["best_epoch"] = self.best["epoch"]
+        metrics.update({f"best_{k}": v for k, v in self.best["metrics"].items()})
+
+    def restore_best(self) -> None:
+        """S and P as they were after the best epoch (the optimizer's state stays the last epoch's)."""
+        if self.best is not None:
+            self.model.load_state_dict(self.best["model"])
+            self.physical.load_state_dict(self.best["physical"])
 
     def train(self) -> dict:
         """Run to the end; returns the last epoch's metrics."""
@@ -314,6 +351,7 @@ class HybridTrainer:
             "optimizer": self.optimizer.state_dict(),
             "physical": self.physical.state_dict(),
             "history": list(self.history),
+            "best": self.best,  # keep_best: the best epoch's state so far (None without)
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -322,6 +360,7 @@ class HybridTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.physical.load_state_dict(state["physical"])
         self.history = list(state["history"])
+        self.best = state.get("best")
 
 
 @TRAINERS.register("synthetic")
