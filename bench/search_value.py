@@ -1,12 +1,12 @@
 """Is a sweep's pick worth anything? Search, then confirm on fresh seeds, on several problem variants.
 
-    nice -n 10 python bench/search_value.py [--trials 8] [--seeds 5] [--top 1] [--epochs 12] [--cpus 2]
+    nice -n 10 python bench/search_value.py [--trials 6] [--seeds 5] [--top 1] [--epochs 8] [--cpus 2] [--baselines]
 
 Per variant: a real sweep (``hyco_ray.sweep.run_sweep``: ``--trials`` trials of Optuna's random
 sampler, FIFO, ``--epochs`` epochs each, seed 0 of the config) over a small space where the settings
 are known to act (alpha_S, alpha_P, the interaction region), the defaults trained once at the search's
 seed (the search's reference), then ``hyco confirm --top K --seeds N`` (``hyco_ray.confirm``: the top K,
-the defaults and both baselines on seeds 1000..1000+N-1). One local Ray for everything.
+the defaults and, with ``--baselines``, both baselines on seeds 1000..1000+N-1). One local Ray for everything.
 
 Variants (the shipped spaces' problem is burgers_quick's; the others are not in any shipped space):
 
@@ -104,7 +104,7 @@ def run_variant(tmp: Path, variant: str, args) -> tuple[list[dict], dict]:
     default_search = train_one(spec.base, spec.trial_overrides({}, threads=1), str(tmp / f"{variant}-defaults-search"), "val_loss")
     print(f"  search: {len(trials)} trials in {time.perf_counter() - tic:.0f} s; best {trials[best_i].params} "
           f"objective {values[best_i]['objective']:.4g} vs defaults {default_search['objective']:.4g}", flush=True)
-    doc = run_confirm(outcome.experiment_dir, top=args.top, seeds=args.seeds)
+    doc = run_confirm(outcome.experiment_dir, top=args.top, seeds=args.seeds, baselines=args.baselines)
     pick = next(s["name"] for s in doc["settings"] if s["name"].startswith("trial_"))
     objectives = [v["objective"] for v in values]
     landscape = {"trials": len(trials), "min": min(objectives), "max": max(objectives),
@@ -140,10 +140,12 @@ def run_variant(tmp: Path, variant: str, args) -> tuple[list[dict], dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--trials", type=int, default=8, help="trials per search")
-    parser.add_argument("--epochs", type=int, default=12, help="epochs per trial and per confirmation run")
+    parser.add_argument("--trials", type=int, default=6, help="trials per search")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per trial and per confirmation run")
     parser.add_argument("--seeds", type=int, default=5, help="fresh seeds of the confirmation")
     parser.add_argument("--top", type=int, default=1, help="settings confirmed (the search's best K)")
+    parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=False,
+                        help="also confirm physics-only and synthetic-only (doubles the confirmation's cost)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray (runs at once)")
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides of every problem (tests: a tinier one)")
     parser.add_argument("--out", default=str(RESULTS / "search_value.json"))

@@ -82,9 +82,9 @@ def ranked_trials(sweep: Sweep) -> list:
     return sorted(done, key=lambda t: sign * t.value(metric))
 
 
-def plan_settings(sweep: Sweep, top: int) -> list[Setting]:
+def plan_settings(sweep: Sweep, top: int, baselines: bool = True) -> list[Setting]:
     """The defaults, the top ``top`` trials (a trial identical to the defaults is the defaults) and the
-    two baselines when the base config trains both models."""
+    two baselines when the base config trains both models (and ``baselines``)."""
     from hyco.config import load_config
 
     spec, metric = sweep.spec, sweep.spec.metric
@@ -99,7 +99,7 @@ def plan_settings(sweep: Sweep, top: int) -> list[Setting]:
             defaults.search_value = trial.value(metric)
             continue
         settings.append(Setting(f"trial_{trial.trial_id}", overrides, dict(trial.params), trial.value(metric)))
-    if load_config(spec.base, base).run_params.model_type == "hybrid":
+    if baselines and load_config(spec.base, base).run_params.model_type == "hybrid":
         settings += [Setting(PHYSICS_ONLY, [*base, "run_params.model_type=physical"]),
                      Setting(SYNTHETIC_ONLY, [*base, "run_params.model_type=synthetic"])]
     return settings
@@ -254,12 +254,13 @@ def _json_default(o: Any) -> Any:
 
 
 def run_confirm(sweep_dir: str | Path, top: int, seeds: int, address: str | None = None,
-                num_cpus: int | None = None) -> dict:
+                num_cpus: int | None = None, baselines: bool = True) -> dict:
     """Retrain the plan's missing runs on Ray (results written as each finishes), then write and
-    return the summary. Ctrl-C keeps the finished runs: a rerun goes on from them."""
+    return the summary. Ctrl-C keeps the finished runs: a rerun goes on from them. ``baselines``
+    False: the top trials and the defaults only (a bench on a small budget)."""
     check_args(top, seeds)
     sweep = open_sweep(sweep_dir)
-    settings, seed_list = plan_settings(sweep, top), fresh_seeds(seeds)
+    settings, seed_list = plan_settings(sweep, top, baselines), fresh_seeds(seeds)
     root, spec = sweep.path, sweep.spec
     todo = [(s, seed) for s in settings for seed in seed_list if not _result_path(root, s.name, seed).is_file()]
     total = len(settings) * len(seed_list)
