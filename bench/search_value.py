@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import math
 import statistics
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also confirm physics-only and synthetic-only (doubles the confirmation's cost)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray (runs at once)")
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides of every problem (tests: a tinier one)")
+    parser.add_argument("--merge", action="store_true", help="keep the other variants' records already in --out")
     parser.add_argument("--out", default=str(RESULTS / "search_value.json"))
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -176,6 +178,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def summarise(records, landscapes, args, started, load_before, tic) -> dict:
+    if args.merge and Path(args.out).is_file():  # keep the other variants of an earlier (or parallel) run
+        old = json.loads(Path(args.out).read_text())
+        records = [r for r in old.get("records", []) if r["variant"] not in landscapes] + records
+        landscapes = {**{k: v for k, v in old.get("landscape", {}).items() if k not in landscapes}, **landscapes}
     return {"bench": "search_value", "command": "nice -n 10 python bench/search_value.py " + " ".join(sys.argv[1:]),
             "started_utc": f"{started:%Y-%m-%d %H:%M}", "cpu": _cpu_model(), "load_before": load_before,
             "load_after": load(), "wall_s": round(time.perf_counter() - tic), "trials": args.trials, "epochs": args.epochs,
