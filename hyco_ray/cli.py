@@ -112,8 +112,31 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    path = export_best(args.sweep_dir, args.output, trial_id=args.trial)
+    from hyco_ray.confirm import export_confirmed
+
+    confirmed = None if args.trial else export_confirmed(args.sweep_dir, args.output)
+    if confirmed:
+        path, why = confirmed
+        print(why)
+    else:
+        path = export_best(args.sweep_dir, args.output, trial_id=args.trial)
     print(f"wrote {path}; run it with: hyco train --config-file {path}")
+    return 0
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from hyco_ray.confirm import check_args, open_sweep, ranked_trials, run_confirm
+
+    check_args(args.top, args.seeds)  # bad input: one line here, before any session or Ray starts
+    ranked_trials(open_sweep(args.sweep_dir))
+    if args.console and not args.in_session:  # like tune: Ctrl-C or SIGTERM reaches the driver as Ctrl-C
+        return _run_in_own_session(args.argv)
+    if args.in_session:
+        _stop_when_orphaned(os.getppid())
+    try:
+        run_confirm(args.sweep_dir, args.top, args.seeds, address=args.address, num_cpus=args.num_cpus)
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
@@ -182,6 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
     export.add_argument("-o", "--output", default="best.yaml", help="output YAML (default best.yaml)")
     export.add_argument("--trial", help="export this trial id (any trial) instead of the default pick")
+
+    confirm = sub.add_parser(
+        "confirm", help="retrain a sweep's top settings, the defaults and the baselines on fresh seeds; paired verdict",
+        description="The top K complete trials, the defaults (the base config with the space's fixed overrides) and, "
+        "where the problem trains both models, the physics-only and synthetic-only baselines are retrained at the "
+        "sweep's trial length on N fresh seeds (run_params.seed = data.seed = 1000 + i), one CPU each on Ray, and "
+        "compared per seed with the defaults. Writes confirm.json and confirm.md into the sweep directory; "
+        "hyco export then writes the confirmed winner, or the defaults. A rerun skips finished runs.")
+    confirm.add_argument("sweep_dir", help="sweep directory (<storage_path>/<name>)")
+    confirm.add_argument("--top", type=int, default=3, help="settings to confirm: the K best complete trials (default 3)")
+    confirm.add_argument("--seeds", type=int, default=5, help="fresh seeds per setting, >= 2 (default 5)")
+    confirm.add_argument("--address", help="Ray cluster address (ip:port or auto); default: RAY_ADDRESS, else a new local Ray")
+    confirm.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
+    confirm.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)
 
     report = sub.add_parser(
         "report", help="a sweep's curves, trials table and Optuna plots; `hyco report A B` compares two sweeps",
