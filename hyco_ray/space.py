@@ -22,6 +22,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hyco.config import config_from_dict, config_to_dict, load_config, override_value
 from hyco.config.schema import SCHEDULABLE
+from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
 from hyco_ray.search import CALLBACKS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULERS, build_sampler
 
@@ -357,12 +358,10 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
 def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     """Read, parse and validate a search-space file with command-line ``key=value`` overrides applied."""
     path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"search space file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: not valid YAML: {exc}") from None
+        data = read_yaml_file(path, "search space file")
+    except ConfigError as exc:  # a directory, binary, oversized, a YAML bomb or broken YAML: one line
+        raise SpaceError(str(exc)) from None
     return validate_space(parse_space(data, str(path), list(overrides)))
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import optuna
-import yaml
 
-from hyco.errors import HycoError
+from hyco.config.yamlfile import read_yaml_file
+from hyco.errors import ConfigError, HycoError
 from hyco_ray.space import SweepSpec, parse_space
 
 SPEC_FILE = "hyco_sweep.yaml"
@@ -85,7 +85,11 @@ def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
     path = Path(exp_dir) / SPEC_FILE
     if not path.is_file():
         raise SweepError(f"{exp_dir} has no {SPEC_FILE}: is it a sweep directory written by hyco tune?")
-    return parse_space(yaml.safe_load(path.read_text()), where=SPEC_FILE)
+    try:
+        data = read_yaml_file(path, "sweep spec")
+    except ConfigError as exc:  # hand-edited or hostile (e.g. a python tag): one line, exit 2
+        raise SweepError(str(exc)) from None
+    return parse_space(data, where=SPEC_FILE)
 
 
 def study_name(spec: SweepSpec) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException
@@ -20,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hyco.config.schema import RunConfig
 from hyco.config.validate import validate
+from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -89,7 +89,7 @@ def load_config(name: str, overrides: Sequence[str] = ()) -> RunConfig:
 def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Load a config file (e.g. an exported best config); its defaults list, if any, is honoured."""
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     raw = _compose_file(path, overrides)
     cfg = _to_schema(raw, f"config file {str(path)!r}")
@@ -99,12 +99,7 @@ def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConf
 
 def _compose_file(path: Path, overrides: Sequence[str]) -> DictConfig:
     """A resolved config file (as ``hyco export`` writes) composes from its own directory."""
-    try:
-        text = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    text = read_yaml_file(path, "config file") or {}
     if not isinstance(text, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping, got {type(text).__name__}")
     if "defaults" in text:

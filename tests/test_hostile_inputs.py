@@ -1,0 +1,92 @@
+"""Issue 21: hostile or broken files and values get one line and exit 2 (no hang, no traceback)."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+
+import pytest
+
+from hyco.config.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from hyco_ray.cli import main
+
+
+def _one_line_error(capsys, *words: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("hyco: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@contextmanager
+def _deadline(seconds: int):
+    """Fail instead of hanging (the old code hung on a YAML bomb)."""
+
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\nname: bomb\n"
+
+
+def test_a_yaml_bomb_space_file_is_one_line(tmp_path, capsys):
+    """21.3: 9 levels of anchors (9**9 nodes) hung in OmegaConf; now refused after parsing, in well under a second."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_bomb())
+    with _deadline(20):
+        assert main(["tune", str(path), "--dry-run"]) == 2
+    _one_line_error(capsys, "bomb.yaml", f"{MAX_NODES:,} nodes")
+
+
+def test_deep_nesting_in_a_space_or_config_file_is_one_line(tmp_path, capsys):
+    """21.3: 20,000 levels of nesting gave a 2,999-line RecursionError."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 20000 + "]" * 20000 + "\n")
+    assert main(["tune", str(path), "--dry-run"]) == 2
+    _one_line_error(capsys, "deep.yaml", f"deeper than {MAX_DEPTH}")
+    assert main(["train", "--config-file", str(path)]) == 2
+    _one_line_error(capsys, "config file", f"deeper than {MAX_DEPTH}")
+
+
+def test_a_binary_space_file_is_one_line(tmp_path, capsys):
+    """21.3: a binary file gave a UnicodeDecodeError traceback."""
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert main(["tune", str(path), "--dry-run"]) == 2
+    _one_line_error(capsys, "bin.yaml", "not a UTF-8 text file")
+    assert main(["train", "--config-file", str(path)]) == 2
+    _one_line_error(capsys, "bin.yaml", "not a UTF-8 text file")
+
+
+def test_a_directory_as_space_file_is_named_a_directory(tmp_path, capsys):
+    """21.3: a directory was reported as "does not exist"."""
+    assert main(["tune", str(tmp_path), "--dry-run"]) == 2
+    _one_line_error(capsys, str(tmp_path), "is a directory")
+
+
+def test_an_oversized_space_file_is_one_line(tmp_path, capsys):
+    """21.3: the file size is bounded before it is read."""
+    path = tmp_path / "big.yaml"
+    path.write_text("# " + "x" * MAX_BYTES + "\nname: big\n")
+    assert main(["tune", str(path), "--dry-run"]) == 2
+    _one_line_error(capsys, "big.yaml", f"the limit is {MAX_BYTES:,}")
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "x: 1\n"])
+def test_bounded_loader_reads_ordinary_and_recursive_yaml(text):
+    """The bounds do not reject ordinary files; a self-referencing anchor neither hangs nor overflows."""
+    from hyco.config.yamlfile import load_yaml_text
+
+    assert isinstance(load_yaml_text(text, "t"), dict)
