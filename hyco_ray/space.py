@@ -27,7 +27,9 @@ from hyco.errors import ConfigError
 from hyco_ray.search import CALLBACKS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULERS, build_sampler
 
 #: metrics a trial reports every epoch that a sweep may optimise
-METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "train_loss")
+METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "train_loss")
+#: reported but never an objective: it needs the true θ*, which a user does not have (README, metrics table)
+NOT_OBJECTIVES = ("param_error",)
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
 #: keys a sweep decides itself; a space or fixed override must not set them
 RESERVED = ("run_params.num_threads",)
@@ -225,15 +227,21 @@ def _check_param(where: str, key: str, p: Param) -> None:
         _fail(where, f"{loc}.low", f"is {p.low!r}, but a log scale needs low > 0")
 
 
+#: a sweep larger than this is a typo (each trial leaves a directory, a study row and a line in every view)
+MAX_NUM_SAMPLES = 10_000
+
+
 def check_spec(spec: SweepSpec, where: str) -> None:
     """What the types cannot say: ranges, registered names, reserved and duplicated keys."""
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         _fail(where, "name", f"{spec.name!r}: use letters, digits, '-', '_' and '.' only (it names a directory)")
     sch, sea, res = spec.scheduler, spec.searcher, spec.resources
     rules = [  # key, value, ok, rule
-        ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"),
+        ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"
+         + (" (it needs the true θ*: reported for benchmarks, never an objective)" if spec.metric in NOT_OBJECTIVES else "")),
         ("mode", spec.mode, spec.mode in ("min", "max"), "min or max"),
-        ("num_samples", spec.num_samples, spec.num_samples >= 1, ">= 1"),
+        ("num_samples", spec.num_samples, 1 <= spec.num_samples <= MAX_NUM_SAMPLES,
+         f"1 to {MAX_NUM_SAMPLES:,} (split a larger search into sweeps)"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
         ("max_failures", spec.max_failures, spec.max_failures >= -1, ">= 0 (or -1: retry forever)"),
         ("checkpoint_period_s", spec.checkpoint_period_s, 0 < spec.checkpoint_period_s < math.inf, "> 0"),
@@ -256,7 +264,9 @@ def check_spec(spec: SweepSpec, where: str) -> None:
         _check_pbt(spec, where)
     for name, mode in spec.objectives.items():
         if name not in METRICS:
-            _fail(where, f"objectives.{name}", f"is not a metric the trainer reports; objectives are among {list(METRICS)}")
+            why = "needs the true θ*: reported for benchmarks, never an objective" if name in NOT_OBJECTIVES else \
+                "is not a metric the trainer reports"
+            _fail(where, f"objectives.{name}", f"{why}; objectives are among {list(METRICS)}")
         if mode not in ("min", "max"):
             _fail(where, f"objectives.{name}", f"mode is {mode!r}, must be min or max")
     if len(spec.objectives) == 1:

@@ -90,3 +90,38 @@ def test_bounded_loader_reads_ordinary_and_recursive_yaml(text):
     from hyco.config.yamlfile import load_yaml_text
 
     assert isinstance(load_yaml_text(text, "t"), dict)
+
+
+SPACE = "search_spaces/burgers_quick.yaml"
+
+
+def test_a_billion_samples_is_refused_with_the_limit(capsys):
+    """21.5: `num_samples: 1000000000` started a sweep."""
+    from hyco_ray.space import MAX_NUM_SAMPLES
+
+    assert main(["tune", SPACE, "num_samples=1000000000", "--dry-run"]) == 2
+    _one_line_error(capsys, "num_samples", "1000000000", f"1 to {MAX_NUM_SAMPLES:,}")
+
+
+@pytest.mark.parametrize("cpus", ["0", "-2"])
+def test_num_cpus_below_one_is_refused(capsys, cpus):
+    """21.5: `--num-cpus 0` meant all CPUs (Ray's falsy default)."""
+    assert main(["tune", SPACE, "--num-cpus", cpus, "--dry-run"]) == 2
+    _one_line_error(capsys, f"--num-cpus is {cpus}", "at least 1")
+
+
+def test_dry_run_makes_the_real_runs_resource_check(capsys):
+    """21.17: `--dry-run --gpus-per-trial 1` on a CPU host printed a plan the real run refuses (tests hide GPUs)."""
+    assert main(["tune", SPACE, "--gpus-per-trial", "1", "--dry-run"]) == 2
+    _one_line_error(capsys, "resources.gpu is 1", "0 GPUs")
+
+
+def test_param_error_is_never_an_objective(capsys, tmp_path):
+    """21.17: the README says param_error (needs the true θ*) is never an objective; `--metric param_error` was accepted."""
+    assert main(["tune", SPACE, "--metric", "param_error", "--dry-run"]) == 2
+    _one_line_error(capsys, "param_error", "never an objective")
+    path = tmp_path / "two.yaml"
+    path.write_text("name: two\nbase: burgers_hybrid_quick_test\nobjectives: {val_loss: min, param_error: min}\n"
+                    "searcher: {sampler: nsga2}\nspace: {trainer_params.alpha: {type: uniform, low: 0.1, high: 0.9}}\n")
+    assert main(["tune", str(path), "--dry-run"]) == 2
+    _one_line_error(capsys, "objectives.param_error", "never an objective")
