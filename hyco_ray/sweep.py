@@ -109,6 +109,8 @@ def preflight(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         raise SweepError(f"--num-cpus is {num_cpus}: give at least 1 (leave it out for all {os.cpu_count()} CPUs)")
     if not (address or os.environ.get("RAY_ADDRESS")):
         _check_fits(spec, num_cpus or os.cpu_count() or 1)
+    if not sweep_dir.is_remote(spec.storage_path):
+        sweep_dir.check_writable_dir(experiment_dir(spec), "storage_path: sweep directory")
 
 
 def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> bool:
@@ -232,6 +234,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
     preflight(spec, address, num_cpus)
+    if local:
+        sweep_dir.check_writable_dir(exp_dir, "storage_path: sweep directory", create=True)
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,28 @@ def write_text(uri_or_path: str, text: str) -> None:
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as out:
         out.write(text.encode())
+
+
+def check_writable_dir(path: str | Path, what: str, create: bool = False) -> Path:
+    """Refuse, in one line, a local directory that cannot be written (read-only mount, no permission,
+    a file in the way) before any work; ``create`` makes it and writes a probe (``--dry-run`` does not)."""
+    path = Path(path).expanduser()
+    there = path
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise SweepError(f"{what} {str(path)!r}: {str(there)!r} is a file, not a directory; choose another path")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise SweepError(f"{what} {str(path)!r}: {str(there)!r} is not writable (read-only, or no permission); "
+                         "choose another path")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise SweepError(f"{what} {str(path)!r} cannot be written: {exc.strerror or exc}; choose another path") from None
+    return path
 
 
 def save_spec(spec: SweepSpec) -> None:

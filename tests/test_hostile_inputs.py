@@ -125,3 +125,57 @@ def test_param_error_is_never_an_objective(capsys, tmp_path):
                     "searcher: {sampler: nsga2}\nspace: {trainer_params.alpha: {type: uniform, low: 0.1, high: 0.9}}\n")
     assert main(["tune", str(path), "--dry-run"]) == 2
     _one_line_error(capsys, "objectives.param_error", "never an objective")
+
+
+@contextmanager
+def _read_only_tmpfs(tmp_path):
+    """A read-only filesystem (root can write through chmod, not through a read-only mount)."""
+    import subprocess
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_read_only_storage_path_is_one_line_before_any_work(tmp_path, capsys):
+    """21.6: a read-only storage path ended in a traceback (after simulating data); now refused first, dry run too."""
+    with _read_only_tmpfs(tmp_path) as ro:
+        for extra in (["--dry-run"], []):
+            assert main(["tune", SPACE, "--storage-path", str(ro), *extra]) == 2
+            _one_line_error(capsys, "storage_path", str(ro), "not writable")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["tune", SPACE, "--storage-path", str(afile / "sweeps"), "--dry-run"]) == 2
+    _one_line_error(capsys, "storage_path", "is a file, not a directory")
+
+
+def test_export_and_report_to_an_unwritable_place_are_one_line(tmp_path, capsys):
+    """21.6: `hyco export -o <unwritable dir>/best.yaml` (and report -o) ended in tracebacks."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["export", str(tmp_path), "-o", str(afile / "best.yaml")]) == 2
+    _one_line_error(capsys, "-o", "is a file, not a directory")
+    assert main(["export", str(tmp_path), "-o", str(tmp_path)]) == 2
+    _one_line_error(capsys, "-o", "is a directory")
+    assert main(["export", str(tmp_path), "-o", "/proc/hyco-no-such/best.yaml"]) == 2
+    _one_line_error(capsys, "-o", "/proc/hyco-no-such")
+    with _read_only_tmpfs(tmp_path) as ro:
+        assert main(["export", str(tmp_path), "-o", str(ro / "new" / "best.yaml")]) == 2
+        _one_line_error(capsys, "-o", "not writable")
+        assert main(["report", str(tmp_path), "-o", str(ro / "report")]) == 2
+        _one_line_error(capsys, "report directory", "not writable")
+
+
+def test_a_python_tag_in_a_sweeps_spec_is_one_line_and_runs_nothing(tmp_path, capsys):
+    """21.6: a python tag in hyco_sweep.yaml gave export/report a 48-line traceback."""
+    marker = tmp_path / "pwned"
+    (tmp_path / "hyco_sweep.yaml").write_text(f'name: !!python/object/apply:os.system ["touch {marker}"]\n')
+    for command in (["export", str(tmp_path), "-o", str(tmp_path / "best.yaml")], ["report", str(tmp_path)]):
+        assert main(command) == 2
+        _one_line_error(capsys, "hyco_sweep.yaml", "python/object")
+    assert not marker.exists()

@@ -64,6 +64,10 @@ def load_yaml_text(text: str, where: str) -> Any:
         if str(exc).startswith(where):
             raise
         raise ConfigError(f"{where}: {exc}") from None
+    except yaml.constructor.ConstructorError as exc:  # e.g. !!python/object: data only, nothing runs
+        mark = exc.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{where}{at}: {exc.problem}; only plain YAML data is read (no language tags)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
