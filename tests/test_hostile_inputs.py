@@ -179,3 +179,14 @@ def test_a_python_tag_in_a_sweeps_spec_is_one_line_and_runs_nothing(tmp_path, ca
         assert main(command) == 2
         _one_line_error(capsys, "hyco_sweep.yaml", "python/object")
     assert not marker.exists()
+
+
+def test_an_override_typo_names_the_nearest_key(capsys):
+    """21.17: a typo got Hydra's "use +trainer_params.alpah=0.5" advice, which fails again; now the nearest key."""
+    assert main(["train", "burgers_hybrid_quick_test", "trainer_params.alpah=0.5"]) == 2
+    err = _one_line_error(capsys, "trainer_params.alpah", "did you mean trainer_params.alpha?")
+    assert "+trainer_params" not in err
+    assert main(["tune", SPACE, "tranier_params.alpha=0.5", "--dry-run"]) == 2
+    _one_line_error(capsys, "did you mean trainer_params.alpha?")
+    assert main(["train", "burgers_hybrid_quick_test", "trainer_params.zzzzzz=1"]) == 2
+    _one_line_error(capsys, "keys under trainer_params:", "alpha", "epochs")

@@ -6,6 +6,7 @@ config file. Every error becomes one :class:`~hyco.errors.ConfigError` naming th
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,43 @@ def _moved_key_hint(text: str) -> str:
     return ""
 
 
+def _schema_keys(node: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted key of the run config schema (for "did you mean" hints)."""
+    node = OmegaConf.structured(RunConfig) if node is None else node
+    keys = []
+    for key in node:
+        child = node._get_node(key)
+        keys.append(f"{prefix}{key}")
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            keys += _schema_keys(child, f"{prefix}{key}.")
+    return keys
+
+
+def _unknown_key_message(text: str) -> str | None:
+    """Hydra's "use +key=..." advice for a typo fails again (the schema rejects the new key): name the
+    nearest schema key instead (difflib), or the keys of the parent."""
+    match = re.search(r"Could not override '([^']+)'", text)
+    if not match:
+        return None
+    key = match.group(1)
+    keys = _schema_keys()
+    if key in keys:
+        return None
+    if moved := _moved_key_hint(key):
+        return f"override {key!r}: no such key{moved}"
+    parent, _, leaf = key.rpartition(".")
+    siblings = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent]
+    if siblings:  # the parent exists: a typo of the last part
+        near = [f"{parent}.{n}" if parent else n for n in difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)]
+    else:  # a typo further up
+        near = difflib.get_close_matches(key, [k for k in keys if k.count(".") == key.count(".")], n=1, cutoff=0.6)
+    if near:
+        return f"override {key!r}: no such key; did you mean {near[0]}?"
+    if siblings:
+        return f"override {key!r}: no such key; keys under {parent or 'the top level'}: {', '.join(siblings)}"
+    return f"override {key!r}: no such key"
+
+
 def available_configs() -> list[str]:
     """Names of the experiment configs shipped with hyco (``hyco train NAME``)."""
     return sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
@@ -59,6 +97,8 @@ def _compose(config_dir: Path, name: str, overrides: Sequence[str], searchpath: 
             "(or pass a file: --config-file path.yaml)"
         ) from None
     except (HydraException, OmegaConfBaseException) as exc:
+        if message := _unknown_key_message(str(exc)):
+            raise ConfigError(message) from None
         cause = f" ({str(exc.__cause__).splitlines()[0]})" if exc.__cause__ else ""
         raise ConfigError(f"bad override in {list(overrides)}: {exc}{cause}{_moved_key_hint(str(exc))}") from None
 
