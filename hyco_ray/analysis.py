@@ -19,7 +19,7 @@ import pandas as pd
 
 from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
-from hyco_ray.sweep_dir import TRIAL_CONFIG_FILE, Sweep, load_sweep
+from hyco_ray.sweep_dir import TRIAL_CONFIG_FILE, Sweep, check_writable_dir, load_sweep
 
 
 def _fmt(v: Any) -> str:
@@ -92,6 +92,10 @@ def _front_lines(sweep: Sweep) -> list[str]:
 def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = None) -> Path:
     """Write the config a trial ran (saved in its directory): ``trial_id``, else the best trial, or the
     knee of a multi-objective sweep's front; ``hyco train --config-file`` reruns it."""
+    out = Path(out)
+    if out.is_dir():
+        raise HycoError(f"-o {str(out)!r} is a directory; give a file name such as {str(out / 'best.yaml')!r}")
+    check_writable_dir(out.parent, f"-o {str(out)!r}: directory", create=True)
     sweep = load_sweep(sweep_dir)
     spec, trial = sweep.spec, sweep.default_pick(trial_id)
     saved = Path(trial.path) / TRIAL_CONFIG_FILE
@@ -111,8 +115,6 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
         "# same numbers need the same seed, num_threads, dtype, device and versions",
         "# rerun: hyco train --config-file THIS_FILE",
     ]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header) + "\n" + saved.read_text())
     return out
 
@@ -219,9 +221,10 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     """Summary, trials table (CSV and markdown), curves, importances and Optuna's slice and parallel
     plots in ``out_dir`` (default ``<sweep dir>/report``); with ``compare`` (other sweep dirs) also
     ``compare-<last>.csv`` (:func:`sweep_stats` per sweep) and ``.png`` (:func:`plot_compare`)."""
+    if out_dir:  # before any work
+        check_writable_dir(out_dir, "report directory (-o)", create=True)
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
-    out = Path(out_dir) if out_dir else sweep.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(Path(out_dir) if out_dir else sweep.path / "report", "report directory", create=True)
     table, study = trials_table(sweep, ranked=True), sweep.study()
     files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out),
              **({"pareto": save(plot_pareto(sweep), out / "pareto.png")} if sweep.spec.multi_objective else {}),

@@ -91,6 +91,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     flags = [f"{key}={v}" for *_, key, _ in SPACE_FLAGS if (v := getattr(args, key)) is not None]
     spec = load_space(args.space, flags + args.overrides)
     if args.dry_run:
+        sweep.preflight(spec, address=args.address, num_cpus=args.num_cpus)  # the real run's checks
         print(sweep.plan_text(spec, address=args.address, num_cpus=args.num_cpus, resume=args.resume))
         return 0
     if args.debug:

@@ -23,11 +23,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from hyco.config import config_from_dict, config_to_dict, load_config, override_value
 from hyco.config.schema import SCHEDULABLE
 from hyco.config.validate import BEST_METRICS
+from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
 from hyco_ray.names import CALLBACK_REQUIRES, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULER_NAMES, build_sampler
 
 #: metrics a trial reports every epoch that a sweep may optimise
-METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "train_loss")
+METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "train_loss")
+#: reported but never an objective: it needs the true θ*, which a user does not have (README, metrics table)
+NOT_OBJECTIVES = ("param_error",)
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
 #: keys a sweep decides itself; a space or fixed override must not set them
 RESERVED = ("run_params.num_threads",)
@@ -233,16 +236,22 @@ def _check_param(where: str, key: str, p: Param) -> None:
         _fail(where, f"{loc}.low", f"is {p.low!r}, but a log scale needs low > 0")
 
 
+#: a sweep larger than this is a typo (each trial leaves a directory, a study row and a line in every view)
+MAX_NUM_SAMPLES = 10_000
+
+
 def check_spec(spec: SweepSpec, where: str) -> None:
     """What the types cannot say: ranges, registered names, reserved and duplicated keys."""
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         _fail(where, "name", f"{spec.name!r}: use letters, digits, '-', '_' and '.' only (it names a directory)")
     sch, sea, res = spec.scheduler, spec.searcher, spec.resources
     rules = [  # key, value, ok, rule
-        ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"),
+        ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"
+         + (" (it needs the true θ*: reported for benchmarks, never an objective)" if spec.metric in NOT_OBJECTIVES else "")),
         ("mode", spec.mode, spec.mode in ("min", "max"), "min or max"),
         ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
-        ("num_samples", spec.num_samples, spec.num_samples >= 1, ">= 1"),
+        ("num_samples", spec.num_samples, 1 <= spec.num_samples <= MAX_NUM_SAMPLES,
+         f"1 to {MAX_NUM_SAMPLES:,} (split a larger search into sweeps)"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
         ("max_failures", spec.max_failures, spec.max_failures >= -1, ">= 0 (or -1: retry forever)"),
         ("checkpoint_period_s", spec.checkpoint_period_s, 0 < spec.checkpoint_period_s < math.inf, "> 0"),
@@ -268,7 +277,9 @@ def check_spec(spec: SweepSpec, where: str) -> None:
         _check_pbt(spec, where)
     for name, mode in spec.objectives.items():
         if name not in METRICS:
-            _fail(where, f"objectives.{name}", f"is not a metric the trainer reports; objectives are among {list(METRICS)}")
+            why = "needs the true θ*: reported for benchmarks, never an objective" if name in NOT_OBJECTIVES else \
+                "is not a metric the trainer reports"
+            _fail(where, f"objectives.{name}", f"{why}; objectives are among {list(METRICS)}")
         if mode not in ("min", "max"):
             _fail(where, f"objectives.{name}", f"mode is {mode!r}, must be min or max")
     if len(spec.objectives) == 1:
@@ -395,12 +406,10 @@ def default_params(spec: SweepSpec, base) -> dict[str, Any]:
 def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     """Read, parse and validate a search-space file with command-line ``key=value`` overrides applied."""
     path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"search space file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: not valid YAML: {exc}") from None
+        data = read_yaml_file(path, "search space file")
+    except ConfigError as exc:  # a directory, binary, oversized, a YAML bomb or broken YAML: one line
+        raise SpaceError(str(exc)) from None
     return validate_space(parse_space(data, str(path), list(overrides)))
 
 

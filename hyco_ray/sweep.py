@@ -102,6 +102,17 @@ def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: 
                              f"could ever start; lower resources.{kind.lower()}" + (f" or raise {flag}" if flag else ""))
 
 
+def preflight(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None) -> None:
+    """The checks a run makes before writing anything, shared with ``--dry-run`` so a plan is never
+    printed for a sweep that would be refused."""
+    if num_cpus is not None and num_cpus < 1:
+        raise SweepError(f"--num-cpus is {num_cpus}: give at least 1 (leave it out for all {os.cpu_count()} CPUs)")
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        _check_fits(spec, num_cpus or os.cpu_count() or 1)
+    if not sweep_dir.is_remote(spec.storage_path):
+        sweep_dir.check_writable_dir(experiment_dir(spec), "storage_path: sweep directory")
+
+
 def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> bool:
     """Join ``address`` (or RAY_ADDRESS), else start Ray in this process (after ending a killed
     sweep's leftovers, :mod:`hyco_ray.leftovers`). True if we started it. A local Ray listens on
@@ -230,8 +241,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
-    if not address:
-        _check_fits(spec, num_cpus or os.cpu_count() or 1)
+    preflight(spec, address, num_cpus)
+    if local:
+        sweep_dir.check_writable_dir(exp_dir, "storage_path: sweep directory", create=True)
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-import yaml
 
-from hyco.errors import HycoError
+from hyco.config.yamlfile import read_yaml_file
+from hyco.errors import ConfigError, HycoError
 from hyco_ray.space import SweepSpec, parse_space
 
 SPEC_FILE = "hyco_sweep.yaml"
@@ -76,6 +78,28 @@ def write_text(uri_or_path: str, text: str) -> None:
         out.write(text.encode())
 
 
+def check_writable_dir(path: str | Path, what: str, create: bool = False) -> Path:
+    """Refuse, in one line, a local directory that cannot be written (read-only mount, no permission,
+    a file in the way) before any work; ``create`` makes it and writes a probe (``--dry-run`` does not)."""
+    path = Path(path).expanduser()
+    there = path
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise SweepError(f"{what} {str(path)!r}: {str(there)!r} is a file, not a directory; choose another path")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise SweepError(f"{what} {str(path)!r}: {str(there)!r} is not writable (read-only, or no permission); "
+                         "choose another path")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise SweepError(f"{what} {str(path)!r} cannot be written: {exc.strerror or exc}; choose another path") from None
+    return path
+
+
 def save_spec(spec: SweepSpec) -> None:
     write_text(f"{experiment_dir(spec)}/{SPEC_FILE}", spec.to_yaml())
 
@@ -85,7 +109,11 @@ def load_saved_spec(exp_dir: str | Path) -> SweepSpec:
     path = Path(exp_dir) / SPEC_FILE
     if not path.is_file():
         raise SweepError(f"{exp_dir} has no {SPEC_FILE}: is it a sweep directory written by hyco tune?")
-    return parse_space(yaml.safe_load(path.read_text()), where=SPEC_FILE)
+    try:
+        data = read_yaml_file(path, "sweep spec")
+    except ConfigError as exc:  # hand-edited or hostile (e.g. a python tag): one line, exit 2
+        raise SweepError(str(exc)) from None
+    return parse_space(data, where=SPEC_FILE)
 
 
 def study_name(spec: SweepSpec) -> str:

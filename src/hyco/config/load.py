@@ -6,12 +6,12 @@ config file. Every error becomes one :class:`~hyco.errors.ConfigError` naming th
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException
@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hyco.config.schema import RunConfig
 from hyco.config.validate import validate
+from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -35,6 +36,43 @@ def _moved_key_hint(text: str) -> str:
         if f"model.synthetic.{key}" in text:
             return f"; network options are now under model.synthetic.options (model.synthetic.options.{key})"
     return ""
+
+
+def _schema_keys(node: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted key of the run config schema (for "did you mean" hints)."""
+    node = OmegaConf.structured(RunConfig) if node is None else node
+    keys = []
+    for key in node:
+        child = node._get_node(key)
+        keys.append(f"{prefix}{key}")
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            keys += _schema_keys(child, f"{prefix}{key}.")
+    return keys
+
+
+def _unknown_key_message(text: str) -> str | None:
+    """Hydra's "use +key=..." advice for a typo fails again (the schema rejects the new key): name the
+    nearest schema key instead (difflib), or the keys of the parent."""
+    match = re.search(r"Could not override '([^']+)'", text)
+    if not match:
+        return None
+    key = match.group(1)
+    keys = _schema_keys()
+    if key in keys:
+        return None
+    if moved := _moved_key_hint(key):
+        return f"override {key!r}: no such key{moved}"
+    parent, _, leaf = key.rpartition(".")
+    siblings = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent]
+    if siblings:  # the parent exists: a typo of the last part
+        near = [f"{parent}.{n}" if parent else n for n in difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)]
+    else:  # a typo further up
+        near = difflib.get_close_matches(key, [k for k in keys if k.count(".") == key.count(".")], n=1, cutoff=0.6)
+    if near:
+        return f"override {key!r}: no such key; did you mean {near[0]}?"
+    if siblings:
+        return f"override {key!r}: no such key; keys under {parent or 'the top level'}: {', '.join(siblings)}"
+    return f"override {key!r}: no such key"
 
 
 def available_configs() -> list[str]:
@@ -59,6 +97,8 @@ def _compose(config_dir: Path, name: str, overrides: Sequence[str], searchpath: 
             "(or pass a file: --config-file path.yaml)"
         ) from None
     except (HydraException, OmegaConfBaseException) as exc:
+        if message := _unknown_key_message(str(exc)):
+            raise ConfigError(message) from None
         cause = f" ({str(exc.__cause__).splitlines()[0]})" if exc.__cause__ else ""
         raise ConfigError(f"bad override in {list(overrides)}: {exc}{cause}{_moved_key_hint(str(exc))}") from None
 
@@ -89,7 +129,7 @@ def load_config(name: str, overrides: Sequence[str] = ()) -> RunConfig:
 def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Load a config file (e.g. an exported best config); its defaults list, if any, is honoured."""
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     raw = _compose_file(path, overrides)
     cfg = _to_schema(raw, f"config file {str(path)!r}")
@@ -99,12 +139,7 @@ def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConf
 
 def _compose_file(path: Path, overrides: Sequence[str]) -> DictConfig:
     """A resolved config file (as ``hyco export`` writes) composes from its own directory."""
-    try:
-        text = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    text = read_yaml_file(path, "config file") or {}
     if not isinstance(text, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping, got {type(text).__name__}")
     if "defaults" in text:
