@@ -57,7 +57,7 @@ MISTAKES = {
     ),
     "zero sims": (["data.num_simulations=0"], "data.num_simulations", ">= 1"),
     "negative noise": (["data.observation.noise=-0.1"], "data.observation.noise", None),
-    "unknown optimizer method": (["trainer_params.physical.method=adam"], "trainer_params.physical.method", "L-BFGS-B"),
+    "unknown optimizer method": (["trainer_params.physical.method=newton"], "trainer_params.physical.method", "L-BFGS-B"),
     "alpha above 1": (["trainer_params.alpha=1.5"], "trainer_params.alpha", "[0, 1]"),
     "alpha below 0": (["trainer_params.alpha=-0.1"], "trainer_params.alpha", "[0, 1]"),
     "alpha nan": (["trainer_params.alpha=nan"], "trainer_params.alpha", None),

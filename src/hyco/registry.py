@@ -86,5 +86,8 @@ MODELS: Registry = Registry("synthetic model", "model.synthetic.name", "model.sy
 TRAINERS: Registry = Registry("trainer", "run_params.model_type", builtins=("hyco.training",))
 #: optimisers of the network (``trainer_params.synthetic.optimizer``): ``fn(parameters, lr=)``
 OPTIMIZERS: Registry = Registry("optimizer", "trainer_params.synthetic.optimizer", builtins=("hyco.training",))
+#: optimisers of theta (``trainer_params.physical.method``): ``fn(trainer, evaluate, z0, track)``
+#: -> (z, iterations, evaluations, message, converged, diverged); see hyco.training.physical
+THETA_OPTIMIZERS: Registry = Registry("theta optimizer", "trainer_params.physical.method", builtins=("hyco.training",))
 #: validation metrics (``trainer_params.metric``): ``fn(pred, truth) -> scalar tensor``, lower is better
 METRICS: Registry = Registry("metric", "trainer_params.metric", builtins=("hyco.training",))

@@ -59,8 +59,11 @@ class ModelConfig:
 
 @dataclass
 class ObservationConfig:
-    mask: str = "full"  # full | region | random
+    mask: str = "full"  # full | region | random | sensors
     region: list[list[float]] = field(default_factory=list)  # per axis [lo, hi] as fractions
+    # mask=sensors: one path per sensor, waypoints [t, x(, y)] as fractions of the observed horizon
+    # and of the domain; one waypoint = a fixed sensor; linear in between, read in the cell it is in
+    sensors: list[list[list[float]]] = field(default_factory=list)
     fraction: float = 1.0  # kept fraction of points for mask=random
     noise: float = 0.0
     stride: int = 1  # temporal stride of observed frames
@@ -99,7 +102,10 @@ class SyntheticTrainerConfig:
 
 @dataclass
 class PhysicalTrainerConfig:
+    # theta's optimiser (hyco.registry.THETA_OPTIMIZERS): L-BFGS-B, BFGS, or adam (the HYCO
+    # authors'; max_iterations Adam steps of learning_rate per physical step)
     method: str = "L-BFGS-B"
+    learning_rate: float = 0.01  # adam only: step size in the scaled variable (1 ~ a factor e in theta)
     abs_tol: float = 1e-6
     max_iterations: int = 5
     # True: the iterate at max_iterations is kept (HYCO takes a few iterations per epoch by design)
@@ -138,8 +144,9 @@ class TrainerParams:
     num_random_ics: int = 2  # fresh random interaction ICs per epoch, besides the real ones
     interaction_observed_starts: bool = True  # compare the models from frame 0 of the observed sims too
     # where L_int compares the models: "unobserved" (outside the observation mask, as the HYCO
-    # authors do with localised data; nothing when every point is observed) or "all"
-    interaction_region: str = "unobserved"
+    # authors do with localised data; nothing when every point is observed), "all", or a box
+    # [[x0, x1], [y0, y1]] as fractions of the domain per axis
+    interaction_region: Any = "unobserved"
     # validation metric of both models' full rollouts (a name in hyco.registry.METRICS)
     metric: str = "relative_l2"
     # a val metric (val_loss, val_loss_synthetic, val_loss_physical): keep the state (S and P) of the

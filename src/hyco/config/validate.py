@@ -15,11 +15,9 @@ from hyco.config.limits import check_limits
 from hyco.config.schedule import check_schedule
 from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
-from hyco.registry import METRICS, MODELS, OPTIMIZERS, PROBLEMS, TRAINERS
+from hyco.registry import METRICS, MODELS, OPTIMIZERS, PROBLEMS, THETA_OPTIMIZERS, TRAINERS
 
-#: optimizers phiml's minimize accepts here; an unknown name makes it hang forever
-PHYSICAL_METHODS = ("L-BFGS-B", "BFGS")
-MASKS = ("full", "region", "random")
+MASKS = ("full", "region", "random", "sensors")
 MODES = ("train", "evaluate")
 INTERACTION_REGIONS = ("unobserved", "all")
 #: val metrics a run may keep its best epoch's state by (``trainer_params.keep_best``)
@@ -33,6 +31,28 @@ def _require(ok: bool, key: str, value: object, rule: str) -> None:
 
 def _finite(x: float) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _box_ok(box: object, ndim: int) -> bool:
+    """[[lo, hi], ...] with one pair of fractions per axis, lo < hi."""
+    try:
+        pairs = [list(axis) for axis in box]  # type: ignore[union-attr]
+    except TypeError:
+        return False
+    if isinstance(box, str) or len(pairs) != ndim:
+        return False
+    return all(len(p) == 2 and all(_finite(v) for v in p) and 0 <= p[0] < p[1] <= 1 for p in pairs)
+
+
+def _sensor_path_ok(path: object, ndim: int) -> bool:
+    """Waypoints [t, x(, y)] of fractions in [0, 1], t strictly increasing."""
+    try:
+        points = [list(p) for p in path]  # type: ignore[union-attr]
+    except TypeError:
+        return False
+    if not points or any(len(p) != ndim + 1 or not all(_finite(v) and 0 <= v <= 1 for v in p) for p in points):
+        return False
+    return all(a[0] < b[0] for a, b in zip(points, points[1:]))
 
 
 def validate(cfg: RunConfig) -> None:
@@ -61,6 +81,13 @@ def validate(cfg: RunConfig) -> None:
         _require(ok, "data.observation.region", obs.region,
                  f"must hold one [lo, hi] pair per axis ({ndim}, in x, y order) with 0 <= lo < hi <= 1")
 
+    if obs.mask == "sensors":
+        _require(len(obs.sensors) >= 1, "data.observation.sensors", obs.sensors,
+                 "must list at least one sensor path when data.observation.mask is sensors")
+        for i, path in enumerate(obs.sensors):
+            _require(_sensor_path_ok(path, ndim), f"data.observation.sensors[{i}]", path,
+                     f"must be waypoints [t, {', '.join('xy'[:ndim])}] (fractions in [0, 1]) with t increasing")
+
     sims = {"train_sim": tp.train_sim, "val_sim": tp.val_sim, "test_sim": tp.test_sim}
     for key, ids in sims.items():
         _require(all(0 <= i < data.num_simulations for i in ids), f"trainer_params.{key}", ids,
@@ -81,8 +108,10 @@ def validate(cfg: RunConfig) -> None:
     _require(0 <= tp.warmup_epochs <= tp.epochs, "trainer_params.warmup_epochs", tp.warmup_epochs,
              f"must be between 0 and trainer_params.epochs = {tp.epochs}")
     _require(tp.num_random_ics >= 0, "trainer_params.num_random_ics", tp.num_random_ics, "must be >= 0")
-    _require(tp.interaction_region in INTERACTION_REGIONS, "trainer_params.interaction_region", tp.interaction_region,
-             f"must be one of {list(INTERACTION_REGIONS)}")
+    _require(tp.interaction_region in INTERACTION_REGIONS or _box_ok(tp.interaction_region, ndim),
+             "trainer_params.interaction_region", tp.interaction_region,
+             f"must be one of {list(INTERACTION_REGIONS)} or a box of one [lo, hi] per axis ({ndim}, x first) "
+             "with 0 <= lo < hi <= 1")
     _require(tp.interaction_observed_starts or tp.num_random_ics > 0, "trainer_params.num_random_ics",
              tp.num_random_ics, "must be >= 1 when trainer_params.interaction_observed_starts is false "
              "(the interaction needs initial states)")
@@ -104,8 +133,9 @@ def validate(cfg: RunConfig) -> None:
     _require(tp.keep_best in (None, *BEST_METRICS), "trainer_params.keep_best", tp.keep_best,
              f"must be null or one of {list(BEST_METRICS)}")
     phys = tp.physical
-    _require(phys.method in PHYSICAL_METHODS, "trainer_params.physical.method", phys.method,
-             f"must be one of {list(PHYSICAL_METHODS)}")
+    THETA_OPTIMIZERS.get(phys.method)  # an unknown name lists the registered ones
+    _require(_finite(phys.learning_rate) and phys.learning_rate > 0, "trainer_params.physical.learning_rate",
+             phys.learning_rate, "must be > 0")
     _require(_finite(phys.abs_tol) and phys.abs_tol > 0, "trainer_params.physical.abs_tol", phys.abs_tol, "must be > 0")
     _require(phys.max_iterations >= 1, "trainer_params.physical.max_iterations", phys.max_iterations, "must be >= 1")
 

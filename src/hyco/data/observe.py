@@ -28,24 +28,45 @@ class Observations:
 
     initial: ``[N, C, *spatial]`` frame 0 of each observed simulation (full, noisy)
     frames: ``[N, T', C, *spatial]`` observed frames ``stride, 2 stride, ..., T' stride``;
-        zero outside ``mask``
-    mask: ``[*spatial]`` float, 1 where a point is observed
+        zero outside each frame's mask
+    mask: ``[*spatial]`` float, 1 where a point is observed in some frame (for masks fixed in
+        time: in every frame)
     stride: simulated frames between two observed ones
+    moving: ``[T', *spatial]`` per-frame masks where they change in time (moving sensors), else None
     """
 
     initial: torch.Tensor
     frames: torch.Tensor
     mask: torch.Tensor
     stride: int
+    moving: torch.Tensor | None = None
+
+    @property
+    def frame_masks(self) -> torch.Tensor:
+        """``[T', 1, *spatial]``: each observed frame's mask (broadcasts against ``frames``)."""
+        per_frame = self.moving if self.moving is not None else self.mask.expand(self.frames.shape[1], *self.mask.shape)
+        return per_frame[:, None]
 
     @property
     def observed_fraction(self) -> float:
-        return float(self.mask.mean())
+        return float(self.frame_masks.mean())
 
     @property
     def num_frames(self) -> int:
         """Simulated frames spanned by the observations (rollout length from frame 0)."""
         return self.frames.shape[1] * self.stride
+
+
+def box_mask(region: list[list[float]], array_shape: tuple[int, ...]) -> torch.Tensor:
+    """1 inside the box ``region`` (one [lo, hi] per axis as fractions, x first), at least one cell."""
+    mask = torch.zeros(array_shape)
+    index = []
+    for (lo, hi), size in zip(region, reversed(array_shape)):  # region is x-first
+        start = int(round(lo * size))
+        stop = max(int(round(hi * size)), start + 1)
+        index.append(slice(start, stop))
+    mask[tuple(reversed(index))] = 1.0
+    return mask
 
 
 def spatial_mask(cfg: ObservationConfig, array_shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
@@ -54,28 +75,60 @@ def spatial_mask(cfg: ObservationConfig, array_shape: tuple[int, ...], gen: torc
         return torch.ones(array_shape)
     if cfg.mask == "random":
         return (torch.rand(array_shape, generator=gen) < cfg.fraction).float()
-    mask = torch.zeros(array_shape)
-    index = []
-    for (lo, hi), size in zip(cfg.region, reversed(array_shape)):  # region is x-first
-        start = int(round(lo * size))
-        stop = max(int(round(hi * size)), start + 1)
-        index.append(slice(start, stop))
-    mask[tuple(reversed(index))] = 1.0
-    return mask
+    return box_mask(cfg.region, array_shape)
+
+
+def sensor_position(path: list[list[float]], t: float) -> list[float]:
+    """Where a sensor is at time ``t`` (fraction of the horizon): linear between waypoints
+    ``[t, x(, y)]``, held before the first and after the last."""
+    if t <= path[0][0]:
+        return list(path[0][1:])
+    for (t0, *p0), (t1, *p1) in zip(path, path[1:]):
+        if t <= t1:
+            w = (t - t0) / (t1 - t0)
+            return [a + w * (b - a) for a, b in zip(p0, p1)]
+    return list(path[-1][1:])
+
+
+def sensor_masks(sensors: list[list[list[float]]], times: list[float], array_shape: tuple[int, ...]) -> torch.Tensor:
+    """``[len(times), *array_shape]``: 1 in the cell that holds each sensor at each time.
+
+    A sensor reads its cell's value (snapped, not interpolated): interpolating would mix in the
+    neighbouring cells, which are hidden, so what is observed would no longer be a set of points.
+    Positions are fractions of the domain, x first; 1.0 falls into the last cell.
+    """
+    masks = torch.zeros((len(times), *array_shape))
+    sizes = list(reversed(array_shape))  # x first
+    for j, t in enumerate(times):
+        for path in sensors:
+            cell = [min(int(p * n), n - 1) for p, n in zip(sensor_position(path, t), sizes)]
+            masks[(j, *reversed(cell))] = 1.0
+    return masks
 
 
 def observe(trajectories: torch.Tensor, cfg: ObservationConfig, gen: torch.Generator) -> Observations:
     """Training-split trajectories ``[N, T+1, C, *spatial]`` -> what the learners may see."""
     if cfg.num_sims is not None:
         trajectories = trajectories[: cfg.num_sims]
-    mask = spatial_mask(cfg, tuple(trajectories.shape[3:]), gen)
+    array_shape = tuple(trajectories.shape[3:])
+    moving = None
+    if cfg.mask == "sensors":
+        horizon = (trajectories.shape[1] - 1) // cfg.stride * cfg.stride
+        times = [j / horizon for j in range(cfg.stride, horizon + 1, cfg.stride)]
+        per_frame = sensor_masks(cfg.sensors, times, array_shape)
+        mask = per_frame.amax(0)  # observed in some frame
+        moving = None if bool((per_frame == mask).all()) else per_frame
+        frame_mask = per_frame[:, None]  # [T', 1, *S]
+    else:
+        mask = spatial_mask(cfg, array_shape, gen)
+        frame_mask = mask
     initial = trajectories[:, 0].clone()
-    frames = trajectories[:, cfg.stride :: cfg.stride] * mask  # hidden values are gone from here on
+    frames = trajectories[:, cfg.stride :: cfg.stride] * frame_mask  # hidden values are gone from here on
     if cfg.noise > 0:
         n = len(initial)
         visible_max = torch.maximum(initial.abs().flatten(1).amax(1), frames.abs().flatten(1).amax(1))
         sigma = cfg.noise * visible_max
         initial = initial + sigma.reshape(n, *[1] * (initial.dim() - 1)) * torch.randn(initial.shape, generator=gen)
         noise = torch.randn(frames.shape, generator=gen)
-        frames = frames + sigma.reshape(n, *[1] * (frames.dim() - 1)) * noise * mask
-    return Observations(initial=initial, frames=frames, mask=mask, stride=cfg.stride)
+        frames = frames + sigma.reshape(n, *[1] * (frames.dim() - 1)) * noise * frame_mask
+    return Observations(initial=initial, frames=frames, mask=mask, stride=cfg.stride, moving=moving)

@@ -29,6 +29,7 @@ from hyco.config.schedule import apply_settings, settings, settings_at
 from hyco.config.schema import RunConfig
 from hyco.data import Dataset
 from hyco.data.generate import DTYPES
+from hyco.data.observe import box_mask
 from hyco.errors import TrainingError
 from hyco.physics import Problem
 from hyco.registry import METRICS, OPTIMIZERS, TRAINERS
@@ -80,7 +81,8 @@ class HybridTrainer:
         self.dataset = dataset
         obs = self.dataset.observations
         self.stride = obs.stride
-        self.mask = obs.mask.to(self.device, self.dtype)
+        self.mask = obs.mask.to(self.device, self.dtype)  # [*S] points observed in some frame
+        self.frame_masks = obs.frame_masks.to(self.device, self.dtype)  # [T', 1, *S] each observed frame's
         self.initial = obs.initial.to(self.device, self.dtype)  # [N, C, *S] frame 0, full
         self.targets = obs.frames.to(self.device, self.dtype)  # [N, T', C, *S] observed points only
         self.val = self.dataset.val.to(self.device, self.dtype)
@@ -102,7 +104,7 @@ class HybridTrainer:
         self.alpha = self.tp.alpha if coupled else 1.0  # S's data weight
         self.alpha_physical = self.tp.physical.alpha if coupled else 1.0  # P's
         # where L_int compares the models: [*S] weights, or None when there is nowhere to compare
-        region = 1 - self.mask if self.tp.interaction_region == "unobserved" else torch.ones_like(self.mask)
+        region = interaction_mask(self.tp.interaction_region, self.mask)
         self.interaction_weights = region if bool(region.any()) else None
 
     def follow_schedule(self, epoch: int) -> None:
@@ -168,7 +170,8 @@ class HybridTrainer:
             for first in range(0, self.targets.shape[1], n):
                 targets = self.targets[idx, first : first + n]
                 pred = self.synthetic_rollout(state, targets.shape[1] * stride)
-                loss = masked_nmse(select_observed(pred, stride), targets, self.mask)
+                masks = self.frame_masks[first : first + n]
+                loss = masked_nmse(select_observed(pred, stride), targets, masks)
                 if coupled:
                     m = len(inter_order)
                     step_number = len(losses)
@@ -187,13 +190,14 @@ class HybridTrainer:
                 losses.append(float(loss.detach()))
                 # the next segment starts from S's own prediction, with the observed points of
                 # that (observed) frame put in: no hidden value, and S is not left to drift
-                state = (self.mask * targets[:, -1] + (1 - self.mask) * pred[:, -1]).detach()
+                last = masks[-1]
+                state = (last * targets[:, -1] + (1 - last) * pred[:, -1]).detach()
         return sum(losses) / len(losses)
 
     def train_physical(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalStep:
         """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S),
         against S as it is now (after this epoch's synthetic step)."""
-        data_loss = self.physical.data_loss(self.initial, self.targets, self.mask, self.stride)
+        data_loss = self.physical.data_loss(self.initial, self.targets, self.frame_masks, self.stride)
         if alpha == 1 or interaction is None:
             return self.physical.optimize(data_loss, initial=self.initial)
         self.model.eval()
@@ -380,3 +384,13 @@ class PhysicsOnlyTrainer(HybridTrainer):
 
     def is_physical_epoch(self, epoch: int) -> bool:
         return True
+
+
+def interaction_mask(region: object, observed: torch.Tensor) -> torch.Tensor:
+    """Where L_int compares the models, ``[*S]``: outside the ``observed`` points ("unobserved"),
+    everywhere ("all"), or inside a box [[x0, x1], [y0, y1]] (fractions of the domain)."""
+    if region == "unobserved":
+        return 1 - observed
+    if region == "all":
+        return torch.ones_like(observed)
+    return box_mask([list(axis) for axis in region], tuple(observed.shape)).to(observed)

@@ -22,6 +22,7 @@ from phiml.math import Diverged, NotConverged, Solve, channel
 from hyco.config.schema import PhysicalTrainerConfig
 from hyco.errors import TrainingError
 from hyco.physics import Problem
+from hyco.registry import THETA_OPTIMIZERS
 from hyco.training.losses import masked_nmse, select_observed
 
 log = logging.getLogger(__name__)
@@ -116,53 +117,8 @@ class PhysicalTrainer:
             start = initial + (native[num_theta:].reshape(initial.shape).to(scale) * scale).to(initial)
             return loss_fn(theta, start)
 
-        def objective(z: math.Tensor) -> math.Tensor:
-            native = z.native(["param"])
-            try:
-                loss = evaluate(native)
-                if not loss.requires_grad:
-                    raise TrainingError(
-                        "the physical loss does not depend on theta (detached, or computed under torch.no_grad?)"
-                    )
-                if loss.dim() != 0:
-                    raise TrainingError(f"the physical loss must be a scalar, got shape {tuple(loss.shape)}")
-            except Exception as exc:  # stored and re-raised after minimize returns
-                track["error"] = track["error"] or exc
-                loss = native.sum() * float("nan")
-            value = float(loss.detach())
-            if track["first"] is None:
-                track["first"] = value
-            if pymath.isfinite(value) and value < track["best_loss"]:
-                track["best_loss"], track["best_z"] = value, native.detach().to("cpu", torch.float64).clone()
-            scale = track["first"] if pymath.isfinite(track["first"]) and track["first"] > 0 else 1.0
-            return math.wrap(loss / scale)
-
-        suppress = (NotConverged,) if self.cfg.suppress_convergence_errors else ()
-        solve = Solve(
-            self.cfg.method,
-            abs_tol=self.cfg.abs_tol,
-            x0=math.tensor(z0.to(torch.float32), channel(param=len(z0))),
-            max_iterations=self.cfg.max_iterations,
-            suppress=suppress,
-        )
-        diverged = False
-        with math.SolveTape(solve) as tape:  # only the L-BFGS solve, not e.g. pressure solves
-            try:
-                z = math.minimize(objective, solve).native(["param"]).to("cpu", torch.float64)
-            except Diverged as exc:
-                diverged = True
-                diverged_message = str(exc).splitlines()[0] if str(exc) else "diverged"
-                z = None
-            except NotConverged:
-                if track["error"] is not None:
-                    raise TrainingError(f"physical loss failed: {track['error']}") from track["error"]
-                raise
-        if track["error"] is not None:
-            raise TrainingError(f"physical loss failed: {track['error']!r}") from track["error"]
-        result = tape[solve]
-        iterations = int(result.iterations)
-        evaluations = int(result.function_evaluations)
-        message = str(result.msg) if not diverged else diverged_message
+        z, iterations, evaluations, message, converged, diverged = THETA_OPTIMIZERS.get(self.cfg.method)(
+            self, evaluate, z0, track)
         if diverged:
             first = track["first"] if track["first"] is not None else pymath.inf
             z = track["best_z"] if track["best_loss"] < first else None  # keep the best point seen, if any
@@ -180,7 +136,7 @@ class PhysicalTrainer:
             iterations=iterations,
             evaluations=evaluations,
             message=message,
-            converged=bool(result.converged.all) and not diverged,
+            converged=converged and not diverged,
             diverged=diverged,
             seconds=time.perf_counter() - start_time,
         )
@@ -191,7 +147,8 @@ class PhysicalTrainer:
         self, initial: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None, stride: int = 1
     ) -> LossFn:
         """L_data(P): masked normalised error of P's rollout from ``initial`` (frame 0) against the
-        observed ``targets`` ``[N, T', C, *S]`` (frames stride, 2 stride, ...).
+        observed ``targets`` ``[N, T', C, *S]`` (frames stride, 2 stride, ...); ``mask`` is
+        ``[*S]`` (fixed) or ``[T', 1, *S]`` (per frame, e.g. moving sensors).
 
         One rollout per simulation over the whole observed horizon: windows that restart from
         later (noisy) frames would bias theta (errors in variables) and, with a mask, start
@@ -200,9 +157,11 @@ class PhysicalTrainer:
         frame 0 counts as one more (fully) observed frame, so the estimate stays tied to it.
         """
         num_frames = targets.shape[1] * stride
-        observed_mask = torch.ones(targets.shape[-initial.dim() + 1 :]) if mask is None else mask.cpu()
-        weights = torch.cat([torch.ones_like(observed_mask)[None], observed_mask.expand(targets.shape[1], *observed_mask.shape)])
-        weights = weights[:, None].to(targets)  # [T'+1, 1, *S]: frame 0 in full, then the mask
+        observed_mask = torch.ones(targets.shape[3:]) if mask is None else mask.cpu()
+        if observed_mask.dim() == targets.dim() - 3:  # [*S], the same in every frame
+            observed_mask = observed_mask.expand(targets.shape[1], *observed_mask.shape)[:, None]
+        # [T'+1, 1, *S]: frame 0 in full, then each observed frame's mask ([T', 1, *S] as given)
+        weights = torch.cat([torch.ones_like(observed_mask[:1]), observed_mask]).to(targets)
 
         def loss(theta: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
             if start is None:
@@ -226,3 +185,91 @@ class PhysicalTrainer:
         self.theta = state["theta"].to(torch.float64).clone()
         correction = state.get("initial_correction")
         self.initial_correction = None if correction is None else correction.clone()
+
+#: what a theta optimiser returns: (z, iterations, evaluations, message, converged, diverged)
+Minimized = tuple[torch.Tensor | None, int, int, str, bool, bool]
+
+
+def _track(track: dict, value: float, native: torch.Tensor) -> None:
+    """Remember the first loss and the best point seen."""
+    if track["first"] is None:
+        track["first"] = value
+    if pymath.isfinite(value) and value < track["best_loss"]:
+        track["best_loss"], track["best_z"] = value, native.detach().to("cpu", torch.float64).clone()
+
+
+@THETA_OPTIMIZERS.register("L-BFGS-B")
+@THETA_OPTIMIZERS.register("BFGS")
+def phiml_minimize(trainer: PhysicalTrainer, evaluate: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tensor,
+                   track: dict) -> Minimized:
+    """phiml's ``minimize`` (scipy's L-BFGS-B or BFGS) on the scaled variables ``z``."""
+
+    def objective(z: math.Tensor) -> math.Tensor:
+        native = z.native(["param"])
+        try:
+            loss = evaluate(native)
+            if not loss.requires_grad:
+                raise TrainingError(
+                    "the physical loss does not depend on theta (detached, or computed under torch.no_grad?)"
+                )
+            if loss.dim() != 0:
+                raise TrainingError(f"the physical loss must be a scalar, got shape {tuple(loss.shape)}")
+        except Exception as exc:  # stored and re-raised after minimize returns
+            track["error"] = track["error"] or exc
+            loss = native.sum() * float("nan")
+        value = float(loss.detach())
+        _track(track, value, native)
+        scale = track["first"] if pymath.isfinite(track["first"]) and track["first"] > 0 else 1.0
+        return math.wrap(loss / scale)
+
+    suppress = (NotConverged,) if trainer.cfg.suppress_convergence_errors else ()
+    solve = Solve(
+        trainer.cfg.method,
+        abs_tol=trainer.cfg.abs_tol,
+        x0=math.tensor(z0.to(torch.float32), channel(param=len(z0))),
+        max_iterations=trainer.cfg.max_iterations,
+        suppress=suppress,
+    )
+    diverged = False
+    with math.SolveTape(solve) as tape:  # only the L-BFGS solve, not e.g. pressure solves
+        try:
+            z = math.minimize(objective, solve).native(["param"]).to("cpu", torch.float64)
+        except Diverged as exc:
+            diverged = True
+            diverged_message = str(exc).splitlines()[0] if str(exc) else "diverged"
+            z = None
+        except NotConverged:
+            if track["error"] is not None:
+                raise TrainingError(f"physical loss failed: {track['error']}") from track["error"]
+            raise
+    if track["error"] is not None:
+        raise TrainingError(f"physical loss failed: {track['error']!r}") from track["error"]
+    result = tape[solve]
+    message = str(result.msg) if not diverged else diverged_message
+    return z, int(result.iterations), int(result.function_evaluations), message, bool(result.converged.all), diverged
+
+
+@THETA_OPTIMIZERS.register("adam")
+def adam_minimize(trainer: PhysicalTrainer, evaluate: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tensor,
+                  track: dict) -> Minimized:
+    """``max_iterations`` Adam steps of size ``learning_rate`` on ``z`` (the HYCO authors' choice):
+    no line search, so every step costs one rollout and its gradient; z is the iterate after the
+    last step. A non-finite loss stops it as diverged (the caller keeps the best point seen)."""
+    z = z0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=trainer.cfg.learning_rate)
+    iterations = 0
+    for _ in range(trainer.cfg.max_iterations):
+        optimizer.zero_grad(set_to_none=True)
+        loss = evaluate(z)
+        if not loss.requires_grad:
+            raise TrainingError("the physical loss does not depend on theta (detached, or computed under torch.no_grad?)")
+        value = float(loss.detach())
+        _track(track, value, z)
+        if not pymath.isfinite(value):
+            return None, iterations, iterations + 1, f"non-finite loss {value}", False, True
+        loss.backward()
+        optimizer.step()
+        iterations += 1
+    message = f"{iterations} Adam steps"
+    return z.detach().to("cpu", torch.float64), iterations, iterations, message, False, False
+
