@@ -72,15 +72,10 @@ def make_spec(tmp: Path, configs: int, epochs: int, concurrent: int, name: str, 
 
 
 def fixed_configs(spec, n: int) -> list[dict]:
-    """The params the sweep's searcher proposes, in order: the same seeded random sampler asked n times."""
-    import optuna
+    """The params the sweep's searcher proposes, in order: the defaults, then its seeded sampler's draws."""
+    from hyco_ray.space import proposals
 
-    from hyco_ray.search import build_sampler
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=build_sampler(spec))
-    dists = {key: p.distribution() for key, p in spec.space.items()}
-    return [study.ask(dists).params for _ in range(n)]
+    return proposals(spec, n)
 
 
 def run_sequential(spec, configs: list[dict]) -> dict:

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind, key, text in SPACE_FLAGS + [
         ("--num-cpus", int, "num_cpus", "CPUs of the embedded local Ray (default: all)"),
         ("--run-dir", str, "run_dir", "--debug: run directory (default <storage_path>/<name>-debug-<time>)"),
-        ("--seed", int, "seed", "--debug: sampler seed (default searcher.seed: the sweep's first trial)"),
+        ("--seed", int, "seed", "--debug: a draw of the sampler with this seed (default: the sweep's first trial, the defaults)"),
     ]:
         tune.add_argument(flag, type=kind, dest=key, help=text)
     tune.add_argument("--in-session", action="store_true", help=argparse.SUPPRESS)

@@ -413,8 +413,21 @@ def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     return validate_space(parse_space(data, str(path), list(overrides)))
 
 
+def proposals(spec: SweepSpec, n: int, seed: int | None = None) -> list[dict[str, Any]]:
+    """The searcher's first ``n`` points, no Ray: the defaults (enqueued first, as ``build_searcher`` does)
+    then the sampler's draws (``searcher.seed`` unless ``seed``)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=build_sampler(spec, seed), directions=spec.directions)
+    if spec.defaults:
+        study.enqueue_trial(spec.defaults)
+    dists = {key: p.distribution() for key, p in spec.space.items()}
+    return [study.ask(dists).params for _ in range(n)]
+
+
 def sample_params(spec: SweepSpec, seed: int | None = None) -> dict[str, Any]:
-    """The sweep's first trial: its own sampler (``searcher.seed`` unless ``seed``) asked once, no Ray."""
+    """The sweep's first trial (the defaults where it has them); with ``seed``, a fresh draw of its sampler."""
+    if seed is None:
+        return proposals(spec, 1)[0]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=build_sampler(spec, seed), directions=spec.directions)
     return study.ask({key: p.distribution() for key, p in spec.space.items()}).params

@@ -155,15 +155,18 @@ def test_faults_are_injected_by_the_test_not_by_a_production_switch(tmp_path, mo
 
 
 def test_debug_run_samples_the_sweeps_first_trial(tmp_path):
-    """Issue 10.9: --debug drew with Python's random, not the sweep's sampler."""
+    """Issue 10.9: --debug drew with Python's random, not the sweep's sampler. The sweep's first trial is
+    the defaults (enqueued); the bench's fixed configs are the searcher's proposals in order."""
     from sweep_util import write_space
 
     from hyco_ray.search import build_searcher
-    from hyco_ray.space import load_space, sample_params
+    from hyco_ray.space import load_space, proposals, sample_params
 
     for sampler in ("tpe", "random"):
         spec = load_space(write_space(tmp_path, searcher={"sampler": sampler, "seed": 7}))
-        assert sample_params(spec) == build_searcher(spec, None).suggest("first")
+        searcher = build_searcher(spec, None)
+        assert spec.defaults and sample_params(spec) == spec.defaults == searcher.suggest("first")
+        assert proposals(spec, 3) == [spec.defaults, searcher.suggest("second"), searcher.suggest("third")]
 
 
 def test_dry_run_prints_the_plan_fast_without_ray(tmp_path):
@@ -173,21 +176,29 @@ def test_dry_run_prints_the_plan_fast_without_ray(tmp_path):
     import time
     from pathlib import Path
 
+    import torch
+
     space = Path(__file__).resolve().parent.parent / "search_spaces" / "burgers_quick.yaml"
+    gpus = 0.5 if torch.cuda.device_count() else 0  # a GPU request on a host without one is refused (below)
     tic = time.time()
     out = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--dry-run", "--max-concurrent", "3",
-                          "--metric", "val_loss_physical", "--gpus-per-trial", "0.5", "num_samples=5",
+                          "--metric", "val_loss_physical", "--gpus-per-trial", str(gpus), "num_samples=5",
                           "scheduler.grace_period=2", "space.trainer_params.alpha.high=0.5",
                           f"--storage-path={tmp_path}"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     wall = time.time() - tic
     assert out.returncode == 0, out.stderr
     plan = out.stdout
     assert "5 trials, at most 3 at a time" in plan and "min val_loss_physical" in plan
-    assert "0.5 GPU" in plan and "rungs after epochs 2, 4 of 8" in plan and "uniform [0.05, 0.5]" in plan
+    assert f"{gpus:g} GPU" in plan and "rungs after epochs 2, 4 of 8" in plan and "uniform [0.05, 0.5]" in plan
     assert f"sweep directory: {tmp_path}/burgers_quick (new)" in plan
     assert not (tmp_path / "burgers_quick").exists()
     assert "default backend" not in out.stdout + out.stderr  # issue 10.7: PhiML's line, twice
     assert wall < 5 + 3, wall  # 5 s on an idle machine; this one is shared
+    if not torch.cuda.device_count():  # issue 21.17: a plan is never printed for a sweep that would be refused
+        out = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--dry-run", "--gpus-per-trial",
+                              "0.5", f"--storage-path={tmp_path}"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert out.returncode == 2 and out.stdout == "" and "0 GPUs: no trial could ever start" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def test_space_overrides_and_flags_reach_the_spec(tmp_path):
