@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,8 +20,9 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from hyco.config import config_from_dict, config_to_dict, load_config, override_value
-from hyco.config.validate import BEST_METRICS, NOT_OBJECTIVES, OBJECTIVE_METRICS
+from hyco.config import RunConfig, config_to_dict, load_config, override_value, with_values
+from hyco.config.schema import ScheduleStep
+from hyco.config.validate import BEST_METRICS, NOT_OBJECTIVES, OBJECTIVE_METRICS, validate
 from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
 from hyco_ray.names import CALLBACK_REQUIRES, DIRECTIONS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, build_sampler
@@ -155,6 +157,20 @@ class SweepSpec:
         values = [f"{k}={override_value(params[k])}" for k in self.space if k in params]
         best = [f"trainer_params.keep_best={self.metric}"] if self.objective_epoch == "best" else []
         return [*self.overrides, *best, *values, f"run_params.num_threads={threads or self.num_threads}"]
+
+    def trial_config(self, params: dict[str, Any], schedule: Sequence[ScheduleStep] = (),
+                     threads: int | None = None) -> RunConfig:
+        """A trial's run config, the typed way: the base with the fixed overrides (text, as the user
+        wrote them), then each sampled value set as the value it is (:func:`hyco.config.with_values`),
+        then the whole checked once. It equals ``load_config(base, trial_overrides(params))``, which
+        stays the command that reruns the trial. A config-group key (``model/synthetic``) names a
+        file, so Hydra composes it from text."""
+        groups = {k: v for k, v in params.items() if k in self.space and "/" in k}
+        values = {k: self.space[k].kind.coerce(v) for k, v in params.items() if k in self.space and "/" not in k}
+        cfg = with_values(load_config(self.base, self.trial_overrides(groups, threads), check=False), values)
+        cfg.trainer_params.schedule = list(schedule)
+        validate(cfg)
+        return cfg
 
     def to_dict(self) -> dict:
         data = OmegaConf.to_container(OmegaConf.structured(self))
@@ -306,9 +322,9 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     def with_value(key: str, value: Any):  # Hydra composes a config group; a plain key is set on the base
         if "/" in key:
             return load_config(spec.base, spec.trial_overrides({key: value}))
-        data = OmegaConf.create(config_to_dict(base))
-        OmegaConf.update(data, key, value, merge=False)
-        return config_from_dict(OmegaConf.to_container(data))
+        cfg = with_values(base, {key: value})
+        validate(cfg)
+        return cfg
 
     where = spec.source
     try:

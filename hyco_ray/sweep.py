@@ -270,8 +270,8 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
     from hyco.run import train_run
 
     params = sample_params(spec, seed)
-    overrides = spec.trial_overrides(params)
-    cfg, stamp = load_config(spec.base, overrides), time.strftime("%Y%m%d-%H%M%S")
+    overrides = spec.trial_overrides(params)  # to rerun it by hand; the run takes the typed values
+    cfg, stamp = spec.trial_config(params), time.strftime("%Y%m%d-%H%M%S")
     print("debug run (no Ray) of the sweep's first trial:\n" + "".join(f"  {k}={v}\n" for k, v in params.items()), end="")
     print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")
     return train_run(cfg, run_dir or Path(spec.storage_path) / f"{spec.name}-debug-{stamp}")
