@@ -57,7 +57,7 @@ SPACE = {
     "base": "burgers_hybrid_quick_test",
     "space": {
         "trainer_params.alpha": {"type": "uniform", "low": 0.05, "high": 1.0},
-        "trainer_params.physical.alpha": {"type": "uniform", "low": 0.3, "high": 1.0},
+        "trainer_params.alpha_physical": {"type": "uniform", "low": 0.3, "high": 1.0},
         "trainer_params.physical.max_iterations": {"type": "int", "low": 1, "high": 8},
         "trainer_params.interleave_frequency": {"type": "choice", "values": [1, 2, 4]},
         "trainer_params.synthetic.learning_rate": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},

@@ -73,8 +73,8 @@ METHODS = {  # (method, setting) -> overrides
     ("physics_only", "-"): ["run_params.model_type=physical"],
     ("synthetic_only", "-"): ["run_params.model_type=synthetic"],
     ("hyco", "default"): [],  # the shipped defaults: alpha_S 0.5, alpha_P 0.99, region unobserved
-    ("hyco", "alpha_p_0.9"): ["trainer_params.physical.alpha=0.9"],  # the default before the 40-epoch table
-    ("hyco", "region_all_alpha_p_0.9"): ["trainer_params.interaction_region=all", "trainer_params.physical.alpha=0.9"],
+    ("hyco", "alpha_p_0.9"): ["trainer_params.alpha_physical=0.9"],  # the default before the 40-epoch table
+    ("hyco", "region_all_alpha_p_0.9"): ["trainer_params.interaction_region=all", "trainer_params.alpha_physical=0.9"],
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "hyco_vs_baselines.json"
 KEY = ("problem", "case", "method", "setting", "seed")

@@ -61,7 +61,7 @@ VARIANTS = {  # name -> (base config, overrides, in a shipped space?)
 #: the settings searched: the ones the science benches found to act on partially observed problems
 SPACE = {
     "trainer_params.alpha": {"type": "choice", "values": [0.2, 0.5, 0.8]},
-    "trainer_params.physical.alpha": {"type": "choice", "values": [0.9, 0.99]},
+    "trainer_params.alpha_physical": {"type": "choice", "values": [0.9, 0.99]},
     "trainer_params.interaction_region": {"type": "choice", "values": ["unobserved", "all"]},
 }
 

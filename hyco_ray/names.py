@@ -1,8 +1,9 @@
 """The names a search-space file may use, Ray-free: ``hyco_ray.space`` checks a spec against them before
 Ray starts. The Optuna samplers live here too (they need Optuna only, and the spec's first trial is
-sampled without Ray); the schedulers and logger callbacks, whose builders import Ray, are built by
-``hyco_ray.search`` under the names listed here (tests/test_hyco_ray_layers.py keeps the two in step).
-Imports point one way: names <- space <- sweep_dir <- search <- sweep (docs/architecture.md).
+sampled without Ray); the logger callbacks, whose builders import Ray, are built by ``hyco_ray.search``
+under the names listed here (tests/test_hyco_ray_layers.py keeps the two in step). Schedulers and
+parameter types are objects of their own (``hyco_ray.schedulers``, ``hyco_ray.params``).
+Imports point one way: names <- params, schedulers <- space <- sweep_dir <- search <- sweep (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from hyco.registry import Registry
 #: the per-epoch counter a trial reports; it continues across restores from a checkpoint
 STEP_KEY = "epoch"
 
-#: ``scheduler.type`` values (builders: ``hyco_ray.search.SCHEDULERS``)
-SCHEDULER_NAMES: tuple[str, ...] = ("asha", "fifo", "pbt")
+#: a space file's ``mode`` -> Optuna's study direction (the one place the two words are mapped)
+DIRECTIONS: dict[str, str] = {"min": "minimize", "max": "maximize"}
 #: ``callbacks`` entries -> the optional package each needs (builders: ``hyco_ray.search.CALLBACKS``)
 CALLBACK_REQUIRES: dict[str, str | None] = {"mlflow": "mlflow"}
 

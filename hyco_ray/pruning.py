@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from hyco_ray.names import STEP_KEY
+from hyco_ray.names import DIRECTIONS, STEP_KEY
 
 _LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
 
@@ -54,7 +54,7 @@ class PruningOptunaSearch(Searcher):
         self._space, self._max_t, self._objectives = space, int(max_t), dict(objectives or {})
         modes = list(self._objectives.values()) or [mode]
         self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
-                                          directions=["minimize" if m == "min" else "maximize" for m in modes])
+                                          directions=[DIRECTIONS[m] for m in modes])
         if first:  # the defaults: Optuna's first trial (once: an existing study already holds it)
             self._study.enqueue_trial(first, skip_if_exists=True)
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,20 +19,21 @@ import optuna
 import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hyco.config import config_from_dict, config_to_dict, load_config, override_value
-from hyco.config.schema import SCHEDULABLE
-from hyco.config.validate import BEST_METRICS
+from hyco.config import RunConfig, config_to_dict, load_config, override_value, with_values
+from hyco.config.schema import ScheduleStep
+from hyco.config.validate import BEST_METRICS, NOT_OBJECTIVES, OBJECTIVE_METRICS, validate
 from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
-from hyco_ray.names import CALLBACK_REQUIRES, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, SCHEDULER_NAMES, build_sampler
+from hyco_ray.names import CALLBACK_REQUIRES, DIRECTIONS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, build_sampler
+from hyco_ray.params import PARAM_TYPES, ParamType, param_type
+from hyco_ray.schedulers import SCHEDULERS, mutable_keys, scheduler_of
 
-#: metrics a trial reports every epoch that a sweep may optimise
-METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "train_loss")
-#: reported but never an objective: it needs the true θ*, which a user does not have (README, metrics table)
-NOT_OBJECTIVES = ("param_error",)
-PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
+__all__ = ["METRICS", "NOT_OBJECTIVES", "PARAM_TYPES", "Param", "SpaceError", "SweepSpec", "load_space", "mutable_keys",
+           "parse_space", "sample_params", "validate_space"]
+
+#: metrics a trial reports every epoch that a sweep may optimise (one list, in the config layer)
+METRICS = OBJECTIVE_METRICS
 #: keys a sweep decides itself; a space or fixed override must not set them
 RESERVED = ("run_params.num_threads",)
 
@@ -50,18 +52,19 @@ class Param:
     values: list[Any] = field(default_factory=list)
     log: bool = False
 
+    @property
+    def kind(self) -> ParamType:
+        """The type's object (:mod:`hyco_ray.params`): its checks, distributions and description."""
+        return param_type(self.type)
+
     def distribution(self):
         """The Optuna distribution of this key."""
-        if self.type == "choice":
-            return CategoricalDistribution(tuple(self.values))
-        if self.type == "int":
-            return IntDistribution(int(self.low), int(self.high), log=self.log)
-        return FloatDistribution(float(self.low), float(self.high), log=self.type == "loguniform")
+        return self.kind.distribution(self)
 
 
 @dataclass
 class SchedulerSpec:
-    type: str = "asha"  # a name in hyco_ray.names.SCHEDULER_NAMES: asha | fifo | pbt
+    type: str = "asha"  # a name in hyco_ray.schedulers.SCHEDULERS: asha | fifo | pbt
     grace_period: int = 1
     max_t: int | None = None  # defaults to trainer_params.epochs of the base config
     reduction_factor: float = 2.0
@@ -141,7 +144,7 @@ class SweepSpec:
     def directions(self) -> list[str]:
         """Optuna's study directions: one per objective, else the metric's."""
         modes = list(self.objectives.values()) or [self.mode]
-        return ["minimize" if m == "min" else "maximize" for m in modes]
+        return [DIRECTIONS[m] for m in modes]
 
     @property
     def max_t(self) -> int:
@@ -154,6 +157,20 @@ class SweepSpec:
         values = [f"{k}={override_value(params[k])}" for k in self.space if k in params]
         best = [f"trainer_params.keep_best={self.metric}"] if self.objective_epoch == "best" else []
         return [*self.overrides, *best, *values, f"run_params.num_threads={threads or self.num_threads}"]
+
+    def trial_config(self, params: dict[str, Any], schedule: Sequence[ScheduleStep] = (),
+                     threads: int | None = None) -> RunConfig:
+        """A trial's run config, the typed way: the base with the fixed overrides (text, as the user
+        wrote them), then each sampled value set as the value it is (:func:`hyco.config.with_values`),
+        then the whole checked once. It equals ``load_config(base, trial_overrides(params))``, which
+        stays the command that reruns the trial. A config-group key (``model/synthetic``) names a
+        file, so Hydra composes it from text."""
+        groups = {k: v for k, v in params.items() if k in self.space and "/" in k}
+        values = {k: self.space[k].kind.coerce(v) for k, v in params.items() if k in self.space and "/" not in k}
+        cfg = with_values(load_config(self.base, self.trial_overrides(groups, threads), check=False), values)
+        cfg.trainer_params.schedule = list(schedule)
+        validate(cfg)
+        return cfg
 
     def to_dict(self) -> dict:
         data = OmegaConf.to_container(OmegaConf.structured(self))
@@ -212,28 +229,10 @@ def parse_space(data: Any, where: str = "search space", overrides: list[str] = (
 def _check_param(where: str, key: str, p: Param) -> None:
     loc = f"space.{key}"
     if p.type not in PARAM_TYPES:
-        _fail(where, f"{loc}.type", f"is {p.type!r}, must be one of {list(PARAM_TYPES)}")
-    if p.type == "choice":
-        if p.low is not None or p.high is not None or p.log:
-            _fail(where, loc, "low, high and log are not allowed for type choice (use values)")
-        if not p.values or len({repr(v) for v in p.values}) != len(p.values):
-            _fail(where, f"{loc}.values", f"must be a non-empty list without repeats, got {p.values!r}")
-        if not all(v is None or isinstance(v, (bool, int, float, str)) for v in p.values):
-            _fail(where, f"{loc}.values", f"choices must be numbers, strings, booleans or null, got {p.values!r}")
-        return
-    if p.values:
-        _fail(where, f"{loc}.values", f"not allowed for type {p.type} (use low/high)")
-    for bound, value in (("low", p.low), ("high", p.high)):
-        integer = p.type == "int"
-        if value is None or not math.isfinite(value) or (integer and not isinstance(value, int)):
-            _fail(where, f"{loc}.{bound}", f"must be {'an integer' if integer else 'a finite number'}, got {value!r}"
-                  f" (type {p.type} needs low and high)")
-    if p.log and p.type != "int":
-        _fail(where, f"{loc}.log", "only `log: true|false` on type int (use type loguniform for floats)")
-    if p.low >= p.high:
-        _fail(where, loc, f"low ({p.low!r}) must be < high ({p.high!r})")
-    if (p.type == "loguniform" or p.log) and p.low <= 0:
-        _fail(where, f"{loc}.low", f"is {p.low!r}, but a log scale needs low > 0")
+        _fail(where, f"{loc}.type", f"is {p.type!r}, must be one of {PARAM_TYPES.names()}")
+    if mistake := p.kind.check(p):
+        field_, message = mistake
+        _fail(where, f"{loc}.{field_}" if field_ else loc, message)
 
 
 #: a sweep larger than this is a typo (each trial leaves a directory, a study row and a line in every view)
@@ -248,14 +247,14 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     rules = [  # key, value, ok, rule
         ("metric", spec.metric, spec.metric in METRICS, f"one of {list(METRICS)}"
          + (" (it needs the true θ*: reported for benchmarks, never an objective)" if spec.metric in NOT_OBJECTIVES else "")),
-        ("mode", spec.mode, spec.mode in ("min", "max"), "min or max"),
+        ("mode", spec.mode, spec.mode in DIRECTIONS, "min or max"),
         ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
         ("num_samples", spec.num_samples, 1 <= spec.num_samples <= MAX_NUM_SAMPLES,
          f"1 to {MAX_NUM_SAMPLES:,} (split a larger search into sweeps)"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
         ("max_failures", spec.max_failures, spec.max_failures >= -1, ">= 0 (or -1: retry forever)"),
         ("checkpoint_period_s", spec.checkpoint_period_s, 0 < spec.checkpoint_period_s < math.inf, "> 0"),
-        ("scheduler.type", sch.type, sch.type in SCHEDULER_NAMES, f"one of {sorted(SCHEDULER_NAMES)}"),
+        ("scheduler.type", sch.type, sch.type in SCHEDULERS, f"one of {SCHEDULERS.names()}"),
         ("scheduler.grace_period", sch.grace_period, sch.grace_period >= 1, ">= 1"),
         ("scheduler.reduction_factor", sch.reduction_factor, sch.reduction_factor > 1, "> 1"),
         ("searcher.type", sea.type, sea.type == "optuna", "optuna"),
@@ -273,14 +272,14 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     if spec.objective_epoch == "best" and (spec.metric not in BEST_METRICS or spec.mode != "min"):
         _fail(where, "objective_epoch", f"best keeps the state of the epoch with the lowest val metric: metric must be "
               f"one of {list(BEST_METRICS)} with mode min (it is {spec.mode} {spec.metric})")
-    if sch.type == "pbt":
-        _check_pbt(spec, where)
+    if mistake := scheduler_of(spec).check(spec):
+        _fail(where, *mistake)
     for name, mode in spec.objectives.items():
         if name not in METRICS:
             why = "needs the true θ*: reported for benchmarks, never an objective" if name in NOT_OBJECTIVES else \
                 "is not a metric the trainer reports"
             _fail(where, f"objectives.{name}", f"{why}; objectives are among {list(METRICS)}")
-        if mode not in ("min", "max"):
+        if mode not in DIRECTIONS:
             _fail(where, f"objectives.{name}", f"mode is {mode!r}, must be min or max")
     if len(spec.objectives) == 1:
         _fail(where, "objectives", f"names one metric ({next(iter(spec.objectives))}); a multi-objective sweep needs at "
@@ -317,37 +316,15 @@ def check_spec(spec: SweepSpec, where: str) -> None:
             _fail(where, f"overrides ({item})", f"{key} is also in space; keep it in one place")
 
 
-def mutable_keys(spec: SweepSpec) -> list[str]:
-    """Space keys a PBT sweep may change during a trial (the trainer reads them every epoch)."""
-    return [k for k in spec.space if k.removeprefix("trainer_params.") in SCHEDULABLE and k.startswith("trainer_params.")]
-
-
-def _check_pbt(spec: SweepSpec, where: str) -> None:
-    sch = spec.scheduler
-    if not mutable_keys(spec):
-        _fail(where, "space", f"PBT mutates settings during training, but none of the searched keys can change: "
-              f"search at least one of {', '.join('trainer_params.' + k for k in SCHEDULABLE)}")
-    if spec.multi_objective:
-        _fail(where, "objectives", "PBT ranks trials by one metric; drop objectives or use scheduler asha/fifo")
-    if spec.num_samples < 2:
-        _fail(where, "num_samples", f"is {spec.num_samples}: a PBT population needs at least 2 trials")
-    if sch.perturbation_interval < 1:
-        _fail(where, "scheduler.perturbation_interval", f"is {sch.perturbation_interval}, must be >= 1 (epochs)")
-    if not 0 < sch.quantile_fraction <= 0.5:
-        _fail(where, "scheduler.quantile_fraction", f"is {sch.quantile_fraction}, must be in (0, 0.5]")
-    if not 0 <= sch.resample_probability <= 1:
-        _fail(where, "scheduler.resample_probability", f"is {sch.resample_probability}, must be in [0, 1]")
-
-
 def validate_space(spec: SweepSpec) -> SweepSpec:
     """Compose the base config with the fixed overrides and with every bound/choice applied; fill
     ``scheduler.max_t`` (the epochs) and make ``data.cache_dir`` absolute (trials run in their own cwd)."""
     def with_value(key: str, value: Any):  # Hydra composes a config group; a plain key is set on the base
         if "/" in key:
             return load_config(spec.base, spec.trial_overrides({key: value}))
-        data = OmegaConf.create(config_to_dict(base))
-        OmegaConf.update(data, key, value, merge=False)
-        return config_from_dict(OmegaConf.to_container(data))
+        cfg = with_values(base, {key: value})
+        validate(cfg)
+        return cfg
 
     where = spec.source
     try:
@@ -355,7 +332,7 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     except ConfigError as exc:
         _fail(where, "base" if "no config named" in str(exc) else "overrides", str(exc))
     for key, param in spec.space.items():
-        for value in param.values if param.type == "choice" else (param.low, param.high):
+        for value in param.kind.extremes(param):
             try:
                 cfg = with_value(key, value)
             except ConfigError as exc:
@@ -370,9 +347,8 @@ def validate_space(spec: SweepSpec) -> SweepSpec:
     elif spec.scheduler.max_t != epochs:
         _fail(where, "scheduler.max_t", f"is {spec.scheduler.max_t}, but trainer_params.epochs is {epochs}: they must "
               "agree (set max_t by overriding trainer_params.epochs, or leave max_t out)")
-    if spec.scheduler.type == "pbt" and spec.scheduler.perturbation_interval >= epochs:
-        _fail(where, "scheduler.perturbation_interval", f"is {spec.scheduler.perturbation_interval}, but a trial runs "
-              f"{epochs} epochs: PBT needs an interval shorter than max_t")
+    if mistake := scheduler_of(spec).check_epochs(spec, epochs):
+        _fail(where, *mistake)
     if spec.scheduler.grace_period > epochs:
         _fail(where, "scheduler.grace_period", f"is {spec.scheduler.grace_period}, more than max_t = {epochs}")
     cache = Path(base.data.cache_dir).expanduser().resolve()
@@ -390,16 +366,11 @@ def default_params(spec: SweepSpec, base) -> dict[str, Any]:
     data, found = OmegaConf.create(config_to_dict(base)), {}
     for key, p in spec.space.items():
         value = OmegaConf.select(data, key)
-        if p.type == "choice":
-            inside = value in p.values
-        else:
-            inside = isinstance(value, (int, float)) and not isinstance(value, bool) and p.low <= value <= p.high
-            inside = inside and (p.type != "int" or value == int(value))
-        if not inside:
-            space = p.values if p.type == "choice" else f"{p.type} [{p.low}, {p.high}]"
+        if not p.kind.contains(p, value):
             _fail(spec.source, f"space.{key}", f"the default {value!r} of {spec.base!r} (with the overrides) is outside "
-                  f"the space {space}: the defaults are the first trial; widen the space or set the default in overrides")
-        found[key] = int(value) if p.type == "int" else float(value) if p.type != "choice" else value
+                  f"the space {p.kind.describe(p)}: the defaults are the first trial; widen the space or set the "
+                  "default in overrides")
+        found[key] = p.kind.coerce(value)
     return found
 
 

@@ -18,8 +18,9 @@ import torch
 
 from hyco.config import load_config
 from hyco_ray import sweep_dir
-from hyco_ray.search import CALLBACKS, SCHEDULERS, STEP_KEY, build_searcher
-from hyco_ray.space import SweepSpec, mutable_keys, sample_params
+from hyco_ray.schedulers import scheduler_of
+from hyco_ray.search import CALLBACKS, build_searcher
+from hyco_ray.space import SweepSpec, sample_params
 from hyco_ray.sweep_dir import SweepError, experiment_dir, load_saved_spec, load_sweep, study_storage_url
 
 log = logging.getLogger(__name__)
@@ -57,16 +58,12 @@ def _unchanged_saved_spec(exp_dir: str, spec: SweepSpec) -> SweepSpec:
 
 def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None, resume: bool = False) -> str:
     """What ``hyco tune`` would run (``--dry-run``); starts nothing."""
-    exp_dir, sch, sea, res = experiment_dir(spec), spec.scheduler, spec.searcher, spec.resources
-    rungs = [r for r in (sch.grace_period * int(sch.reduction_factor) ** k for k in range(32)) if r < spec.max_t]
-    stop = (f"ASHA: rungs after epochs {', '.join(map(str, rungs)) or 'none'} of {spec.max_t} (keeps the best "
-            f"1/{sch.reduction_factor:g})" if sch.type == "asha" else f"none: every trial runs all {spec.max_t} epochs")
-    if sch.type == "pbt":
-        stop += (f"; PBT every {sch.perturbation_interval} epochs: the worst {sch.quantile_fraction:g} take over the "
-                 f"best {sch.quantile_fraction:g}'s checkpoints and perturb {', '.join(mutable_keys(spec))}")
+    exp_dir, sch, sea, res = experiment_dir(spec), scheduler_of(spec), spec.searcher, spec.resources
     state = "exists (continue it with --resume)" if Path(exp_dir, sweep_dir.SPEC_FILE).exists() else "new"
     ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
-    space = "\n".join(f"    {k}: {p.type} {p.values if p.type == 'choice' else [p.low, p.high]}" for k, p in spec.space.items())
+    space = "\n".join(f"    {k}: {p.kind.describe(p)}" for k, p in spec.space.items())
+    searcher = sch.describe_searcher(spec) or (f"optuna {sea.sampler} (seed {sea.seed}), study {sweep_dir.study_name(spec)} "
+                                               f"in {study_storage_url(spec, exp_dir) or 'memory'}")
     return "\n".join([
         f"sweep {spec.name}{' (resume)' if resume else ''}: {spec.num_samples} trials, at most {spec.max_concurrent} at a time",
         f"base config {spec.base}; fixed overrides: {' '.join(spec.overrides)}",
@@ -74,10 +71,8 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"objective: {spec.mode} {spec.metric} ({'the best epoch so far' if spec.objective_epoch == 'best' else 'the last epoch'})" + (f" (early stopping, best trial); Pareto front of "
         f"{', '.join(f'{m} {k}' for k, m in spec.objectives.items())}" if spec.multi_objective else ""),
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
-        f"early stopping: {stop}",
-        f"searcher: Tune's random sampler (seed {sea.seed}) draws the population" if sch.type == "pbt" else
-        f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sweep_dir.study_name(spec)} in "
-        f"{study_storage_url(spec, exp_dir) or 'memory'}",
+        f"early stopping: {sch.describe(spec)}",
+        f"searcher: {searcher}",
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
     ])
@@ -182,25 +177,15 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     if resume:
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     storage_path, name = exp_dir.rsplit("/", 1)
-    pbt = spec.scheduler.type == "pbt"  # Tune samples a PBT population itself (PBT takes no searcher)
-    if pbt:
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
-        # a paused trial's result.json is not in storage yet when it restarts: a warning each time
-        logging.getLogger("ray.tune.logger.logger").setLevel(logging.ERROR)
-
-        from hyco_ray.search import tune_domain
+    settings = scheduler_of(spec).tuner_settings(spec, tune, seed_offset)  # PBT: Tune samples the population
     return tune.Tuner(
         trainable,
-        param_space={k: tune_domain(p) for k, p in spec.space.items()} if pbt else None,
+        param_space=settings.param_space,
         tune_config=tune.TuneConfig(
-            search_alg=BasicVariantGenerator(max_concurrent=spec.max_concurrent, random_state=spec.searcher.seed + seed_offset,
-                                             points_to_evaluate=[spec.defaults] if spec.defaults and not seed_offset else None)
-            if pbt
-            else build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
-            scheduler=SCHEDULERS.build(spec.scheduler.type, spec),
+            search_alg=settings.search_alg or build_searcher(spec, study_storage_url(spec, exp_dir), seed_offset),
+            scheduler=settings.scheduler,
             num_samples=spec.num_samples - seed_offset,
-            max_concurrent_trials=None if pbt else spec.max_concurrent,  # PBT: the generator's max_concurrent
+            max_concurrent_trials=settings.max_concurrent_trials,
             # a reused worker writes its files straight into a local sweep dir (trainable._trial_dir)
             reuse_actors=reuse_workers and not sweep_dir.is_remote(exp_dir),
             trial_name_creator=sweep_dir.trial_name,
@@ -210,9 +195,8 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            stop={STEP_KEY: spec.max_t} if pbt else None,  # ends a trial before PBT could exploit at max_t
-            # PBT: a trial's checkpoint may be taken over after it saved more (Ray #27170): keep all
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if pbt else 2),
+            stop=settings.stop,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.num_to_keep),
             callbacks=[_live_view(spec), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
             verbose=0,
         ),
@@ -286,8 +270,8 @@ def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | No
     from hyco.run import train_run
 
     params = sample_params(spec, seed)
-    overrides = spec.trial_overrides(params)
-    cfg, stamp = load_config(spec.base, overrides), time.strftime("%Y%m%d-%H%M%S")
+    overrides = spec.trial_overrides(params)  # to rerun it by hand; the run takes the typed values
+    cfg, stamp = spec.trial_config(params), time.strftime("%Y%m%d-%H%M%S")
     which = "the sweep's first trial" if seed is None else f"a draw of its sampler (seed {seed})"
     print(f"debug run (no Ray) of {which}:\n" + "".join(f"  {k}={v}\n" for k, v in params.items()), end="")
     print(f"rerun it with: hyco train {spec.base} {' '.join(overrides)}")

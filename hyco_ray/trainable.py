@@ -1,6 +1,6 @@
 """The Tune trainable: one HybridTrainer run, reported epoch by epoch with a checkpoint.
 
-A trial composes its config as ``hyco train`` would (``SweepSpec.trial_overrides``), trains on the
+A trial's config is the one ``hyco train`` would compose (``SweepSpec.trial_config``), trains on the
 GPU Ray assigned it if torch sees one, and reports each epoch with a checkpoint; a retried or
 resumed trial continues from its last one. A reused worker (``reuse_actors``) pays the imports once
 and keeps the last datasets (:func:`trial_dataset`); ``create_trainer`` still seeds every trial, so
@@ -25,9 +25,8 @@ import ray
 import torch
 from ray import tune
 
-from hyco.config import config_to_yaml, load_config
+from hyco.config import config_to_yaml
 from hyco.config.schedule import schedule_from_history
-from hyco.config.validate import validate
 from hyco.data import Dataset, build_dataset
 from hyco.errors import TrainingError
 from hyco.physics import make_problem
@@ -82,9 +81,7 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
     restored_from = int(state["epoch"]) if state else 0
     settings = {k: getattr(v := config[k], "item", lambda: v)() for k in spec.space if k in config}  # numpy: plain
     first, steps = schedule_from_history(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
-    cfg = load_config(spec.base, spec.trial_overrides(first))
-    cfg.trainer_params.schedule = steps
-    validate(cfg)
+    cfg = spec.trial_config(first, steps)  # typed values, no trip through override text; validated once
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
     (trial_dir / sweep_dir.TRIAL_CONFIG_FILE).write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
     _write_lineage(trial_dir, reported[:restored_from], settings, trial_id, restored_from + 1)

@@ -15,7 +15,7 @@ HALF = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]"]
 
 def test_physical_step_sees_s_after_its_update(small_burgers):
     """In turns (Gauss-Seidel): the S whose rollouts P fits is the S after this epoch's S step."""
-    trainer = create_trainer(small_burgers(*HALF, "trainer_params.warmup_epochs=0", "trainer_params.physical.alpha=0.5"))
+    trainer = create_trainer(small_burgers(*HALF, "trainer_params.warmup_epochs=0", "trainer_params.alpha_physical=0.5"))
     before = [p.detach().clone() for p in trainer.model.parameters()]
     seen = {}
     original = trainer.train_physical
@@ -53,7 +53,7 @@ def interaction_mismatch(trainer) -> float:
 def test_interaction_pulls_s_toward_p(cache_dir):
     """alpha_S = 0: S's only loss is L_int against P (here at the truth), so S must move toward P
     on the unobserved half. Without the interaction term S would not change at all."""
-    trainer = create_trainer(coupled_config(cache_dir, "trainer_params.alpha=0.0", "trainer_params.physical.alpha=1.0",
+    trainer = create_trainer(coupled_config(cache_dir, "trainer_params.alpha=0.0", "trainer_params.alpha_physical=1.0",
                                             "model.physical.params.viscosity.guess=[0.05]",
                                             "trainer_params.interleave_frequency=100"))
     torch.manual_seed(0)
@@ -70,7 +70,7 @@ def test_interaction_pulls_p_toward_s(cache_dir):
     """alpha_P = 0: P's only loss is L_int against S. An S that barely trains stays the identity
     map (the residual UNet starts there), i.e. "nothing changes", which P can only approach by
     lowering the viscosity. Without the interaction term theta would not move."""
-    trainer = create_trainer(coupled_config(cache_dir, "trainer_params.alpha=1.0", "trainer_params.physical.alpha=0.0",
+    trainer = create_trainer(coupled_config(cache_dir, "trainer_params.alpha=1.0", "trainer_params.alpha_physical=0.0",
                                             "trainer_params.synthetic.learning_rate=1e-12"))
     guess = float(trainer.physical.theta[0])
     metrics = trainer.run_epoch(0)

@@ -90,7 +90,7 @@ def test_1d_predictions_are_space_time_plots_in_time_units():
 def test_sweep_legends_show_the_sampled_values_in_short_form():
     from hyco.evaluation import short_label
 
-    params = {"trainer_params.alpha": 0.4123, "trainer_params.physical.alpha": 0.6,
+    params = {"trainer_params.alpha": 0.4123, "trainer_params.alpha_physical": 0.6,
               "trainer_params.physical.max_iterations": 4, "trainer_params.interaction_region": "all", "model.width": 8}
     assert short_label(params) == "α=0.41 αP=0.6 it=4 region=all width=8"
 

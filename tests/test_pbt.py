@@ -30,7 +30,7 @@ from hyco_ray.sweep_dir import load_sweep  # noqa: E402
 EPOCHS = 6
 SPACE = {
     "trainer_params.alpha": {"type": "uniform", "low": 0.05, "high": 1.0},
-    "trainer_params.physical.alpha": {"type": "uniform", "low": 0.5, "high": 1.0},
+    "trainer_params.alpha_physical": {"type": "uniform", "low": 0.5, "high": 1.0},
     "trainer_params.physical.max_iterations": {"type": "int", "low": 1, "high": 4},
 }
 

@@ -14,9 +14,9 @@ from hyco.errors import ConfigError
 from hyco.training import create_trainer
 
 HALF = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]"]
-FIRST = ["trainer_params.alpha=0.9", "trainer_params.physical.max_iterations=3", "trainer_params.physical.alpha=0.95"]
-LATER = ["trainer_params.alpha=0.3", "trainer_params.physical.max_iterations=1", "trainer_params.physical.alpha=0.6"]
-STEP = "trainer_params.schedule=[{from_epoch: 3, set: {alpha: 0.3, physical.max_iterations: 1, physical.alpha: 0.6}}]"
+FIRST = ["trainer_params.alpha=0.9", "trainer_params.physical.max_iterations=3", "trainer_params.alpha_physical=0.95"]
+LATER = ["trainer_params.alpha=0.3", "trainer_params.physical.max_iterations=1", "trainer_params.alpha_physical=0.6"]
+STEP = "trainer_params.schedule=[{from_epoch: 3, set: {alpha: 0.3, physical.max_iterations: 1, alpha_physical: 0.6}}]"
 
 
 def test_a_schedule_equals_changing_settings_through_a_checkpoint(small_burgers):

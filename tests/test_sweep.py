@@ -474,7 +474,7 @@ def mo_sweep(tmp_path_factory):
         tmp, cache_dir=tmp / "cache", epochs=3, name="mo", num_samples=8, max_concurrent=1, objectives=OBJECTIVES,
         overrides=["trainer_params.epochs=3", *SMALL, *CONFLICT],
         space={"trainer_params.alpha": {"type": "uniform", "low": 0.02, "high": 1.0},
-               "trainer_params.physical.alpha": {"type": "uniform", "low": 0.02, "high": 1.0}},
+               "trainer_params.alpha_physical": {"type": "uniform", "low": 0.02, "high": 1.0}},
         searcher={"type": "optuna", "sampler": "nsga2", "seed": 0, "n_startup_trials": 4, "storage": "auto"},
     )
     spec = load_space(space)

@@ -15,7 +15,7 @@ def test_the_ranking_follows_s_when_p_is_at_round_off(small_burgers):
     runs = {}
     for region in ("all", "unobserved"):
         trainer = create_trainer(small_burgers(
-            "trainer_params.epochs=6", "trainer_params.warmup_epochs=0", "trainer_params.physical.alpha=0.9",
+            "trainer_params.epochs=6", "trainer_params.warmup_epochs=0", "trainer_params.alpha_physical=0.9",
             "trainer_params.physical.max_iterations=10", "trainer_params.num_random_ics=2", "run_params.seed=1",
             f"trainer_params.interaction_region={region}"))
         runs[region] = trainer.train()

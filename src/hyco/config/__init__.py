@@ -10,6 +10,7 @@ from hyco.config.load import (
     load_config,
     load_config_file,
     override_value,
+    with_values,
 )
 from hyco.config.schema import RunConfig
 
@@ -22,4 +23,5 @@ __all__ = [
     "load_config",
     "load_config_file",
     "override_value",
+    "with_values",
 ]

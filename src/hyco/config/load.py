@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,19 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 ConfigStore.instance().store(name="hyco_schema", node=RunConfig)
 
 
+#: old key -> where it lives now (issue 22: P's data weight moved to where the coupling reads it)
+MOVED_KEYS = {"trainer_params.physical.alpha": "trainer_params.alpha_physical"}
+
+
 def _moved_key_hint(text: str) -> str:
-    """Network options moved under ``model.synthetic.options`` (issue 9): say so when an old key is used."""
+    """Network options moved under ``model.synthetic.options`` (issue 9), and :data:`MOVED_KEYS`:
+    say so when an old key is used (on the command line, in a config file or a search space)."""
     for key in ("base_channels", "depth", "residual", "position_input"):
         if f"model.synthetic.{key}" in text:
             return f"; network options are now under model.synthetic.options (model.synthetic.options.{key})"
+    for old, new in MOVED_KEYS.items():
+        if old in text:
+            return f"; {old} is now {new}"
     return ""
 
 
@@ -115,26 +123,48 @@ def _to_schema(raw: DictConfig, origin: str) -> RunConfig:
         raise ConfigError(f"{origin}: key {key!r}: {reason}{_moved_key_hint(key)}") from None
 
 
-def load_config(name: str, overrides: Sequence[str] = ()) -> RunConfig:
-    """Compose the shipped experiment config ``name`` (or a YAML path) with ``overrides``."""
+def load_config(name: str, overrides: Sequence[str] = (), check: bool = True) -> RunConfig:
+    """Compose the shipped experiment config ``name`` (or a YAML path) with ``overrides``;
+    ``check=False``: typed but not validated yet (the caller sets more values, then validates once)."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
-        return load_config_file(path, overrides)
+        return load_config_file(path, overrides, check)
     raw = _compose(CONF_DIR, name, overrides)
     cfg = _to_schema(raw, f"config {name!r}")
-    validate(cfg)
+    if check:
+        validate(cfg)
     return cfg
 
 
-def load_config_file(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+def load_config_file(path: str | Path, overrides: Sequence[str] = (), check: bool = True) -> RunConfig:
     """Load a config file (e.g. an exported best config); its defaults list, if any, is honoured."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     raw = _compose_file(path, overrides)
     cfg = _to_schema(raw, f"config file {str(path)!r}")
-    validate(cfg)
+    if check:
+        validate(cfg)
     return cfg
+
+
+def with_values(cfg: RunConfig, values: Mapping[str, Any]) -> RunConfig:
+    """``cfg`` with dotted keys set to typed values (a trial's sampled settings), with no trip through
+    ``key=value`` text: the schema checks each key and type (an int where a float is due is
+    converted); the caller validates the whole config once. A config group (``model/synthetic``)
+    selects a file and so is composed by :func:`load_config` instead."""
+    node = OmegaConf.structured(cfg)
+    for key, value in values.items():
+        try:
+            if OmegaConf.select(node, key, throw_on_missing=False, default=_ABSENT) is _ABSENT:
+                raise ConfigError(f"{key}: no such key{_moved_key_hint(key)}")
+            OmegaConf.update(node, key, getattr(value, "item", lambda v=value: v)(), merge=False)  # numpy: plain
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
+    return OmegaConf.to_object(node)  # type: ignore[return-value]
+
+
+_ABSENT = object()
 
 
 def _compose_file(path: Path, overrides: Sequence[str]) -> DictConfig:

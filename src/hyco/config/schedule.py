@@ -15,7 +15,7 @@ from hyco.errors import ConfigError
 
 
 def get_setting(tp: TrainerParams, key: str) -> Any:
-    """``tp``'s value of a dotted key relative to trainer_params (``physical.alpha``)."""
+    """``tp``'s value of a dotted key relative to trainer_params (``physical.max_iterations``)."""
     obj = tp
     for part in key.split("."):
         obj = getattr(obj, part)

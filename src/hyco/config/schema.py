@@ -110,15 +110,13 @@ class PhysicalTrainerConfig:
     max_iterations: int = 5
     # True: the iterate at max_iterations is kept (HYCO takes a few iterations per epoch by design)
     suppress_convergence_errors: bool = True
-    # P's data weight: minimises alpha * L_data(P) + (1 - alpha) * L_int(P, S) (S's is trainer_params.alpha)
-    alpha: float = 0.99
     # optimise the observed sims' initial states with theta (removes the errors-in-variables
     # bias of rollouts from noisy starts); frame 0 then counts as an observed frame
     fit_initial_state: bool = True
 
 
 #: trainer_params keys a schedule may change between epochs (read afresh every epoch)
-SCHEDULABLE = ("alpha", "physical.alpha", "physical.max_iterations", "interleave_frequency",
+SCHEDULABLE = ("alpha", "alpha_physical", "physical.max_iterations", "interleave_frequency",
                "synthetic.learning_rate", "interaction_region")
 
 
@@ -139,6 +137,10 @@ class TrainerParams:
     epochs: int = 5
     num_predict_steps: int = 5
     alpha: float = 0.5  # S's data weight: alpha * L_data(S) + (1 - alpha) * L_int(S, P)
+    # P's data weight: its step minimises alpha_physical * L_data(P) + (1 - alpha_physical) * L_int(P, S).
+    # The coupling (HybridTrainer.couple) reads both weights, so both live here; before issue 22 this was
+    # trainer_params.physical.alpha, where the physical trainer, which never reads it, kept it
+    alpha_physical: float = 0.99
     interleave_frequency: int = 1
     warmup_epochs: int = 0
     num_random_ics: int = 2  # fresh random interaction ICs per epoch, besides the real ones

@@ -22,6 +22,11 @@ MODES = ("train", "evaluate")
 INTERACTION_REGIONS = ("unobserved", "all")
 #: val metrics a run may keep its best epoch's state by (``trainer_params.keep_best``)
 BEST_METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical")
+#: every metric a trainer reports per epoch that a sweep may optimise (``hyco_ray.space.METRICS``);
+#: not ``hyco.registry.METRICS``, the functions that compare two rollouts (``trainer_params.metric``)
+OBJECTIVE_METRICS = (*BEST_METRICS, "train_loss")
+#: reported but never an objective: it needs the true θ*, which a user does not have (README, metrics table)
+NOT_OBJECTIVES = ("param_error",)
 
 
 def _require(ok: bool, key: str, value: object, rule: str) -> None:
@@ -115,8 +120,8 @@ def validate(cfg: RunConfig) -> None:
     _require(tp.interaction_observed_starts or tp.num_random_ics > 0, "trainer_params.num_random_ics",
              tp.num_random_ics, "must be >= 1 when trainer_params.interaction_observed_starts is false "
              "(the interaction needs initial states)")
-    _require(_finite(tp.physical.alpha) and 0 <= tp.physical.alpha <= 1, "trainer_params.physical.alpha",
-             tp.physical.alpha, "must be in [0, 1]")
+    _require(_finite(tp.alpha_physical) and 0 <= tp.alpha_physical <= 1, "trainer_params.alpha_physical",
+             tp.alpha_physical, "must be in [0, 1]")
     max_pred = data.num_steps // obs.stride
     _require(1 <= tp.num_predict_steps <= max_pred, "trainer_params.num_predict_steps", tp.num_predict_steps,
              f"must be between 1 and data.num_steps // data.observation.stride = {max_pred}")

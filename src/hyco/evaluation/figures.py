@@ -29,7 +29,7 @@ def epoch_axis(ax, label: str = "epoch") -> None:
 
 
 #: short names of common config keys in figure legends; others go by their last component
-SHORT = {"trainer_params.alpha": "α", "trainer_params.physical.alpha": "αP", "trainer_params.physical.max_iterations": "it",
+SHORT = {"trainer_params.alpha": "α", "trainer_params.alpha_physical": "αP", "trainer_params.physical.max_iterations": "it",
          "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
          "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
 

@@ -10,7 +10,7 @@ One epoch (docs/architecture.md, "HYCO in one epoch"), read top to bottom in :me
 3. validation: full-length rollouts of S and P on the val sims, parameter error; the sweep
    objective ``val_loss`` is the geometric mean of the two relative errors.
 
-``alpha_S = trainer_params.alpha``, ``alpha_P = trainer_params.physical.alpha``; both = 1 trains
+``alpha_S = trainer_params.alpha``, ``alpha_P = trainer_params.alpha_physical``; both = 1 trains
 both models on data alone: both baselines from the same code path.
 :class:`SyntheticTrainer` and :class:`PhysicsOnlyTrainer` switch one model off.
 """
@@ -102,7 +102,7 @@ class HybridTrainer:
         # one model alone sees only data: alpha = 1 is both baselines
         coupled = self.trains_synthetic and self.trains_physical
         self.alpha = self.tp.alpha if coupled else 1.0  # S's data weight
-        self.alpha_physical = self.tp.physical.alpha if coupled else 1.0  # P's
+        self.alpha_physical = self.tp.alpha_physical if coupled else 1.0  # P's
         # where L_int compares the models: [*S] weights, or None when there is nowhere to compare
         region = interaction_mask(self.tp.interaction_region, self.mask)
         self.interaction_weights = region if bool(region.any()) else None
