@@ -227,3 +227,27 @@ def test_physics_only_fit_moves_the_visible_bump(tmp_path) -> None:
     assert theta[0] > 2.0
     assert abs(float(theta[2]) - 4) < 0.3 and abs(float(theta[3]) - 4) < 0.3
     assert trainer.physical.param_error() < 0.7 * trainer.physical.param_error(trainer.problem.guess)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["L-BFGS-B", "adam"])
+def test_bench_case_hides_the_second_bump_and_draws_sensors(tmp_path, method: str) -> None:
+    """bench/hyco_vs_baselines.py's authors_heat case: seed 1 is sensor draw 1; the hidden bump's
+    amplitude and centre are the hidden components; one HYCO epoch after warm-up runs with either
+    theta optimiser (the authors' Adam is an option from the registry) and moves theta."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import hyco_vs_baselines as bench
+
+    from hyco.training import create_trainer
+
+    overrides = bench.overrides_for("heat", "authors_heat", 1, 2, str(tmp_path))
+    cfg = load_config("heat_authors", [*overrides, "trainer_params.warmup_epochs=1", f"trainer_params.physical.method={method}"])
+    assert cfg.data.observation.sensors == spiral_sensor_paths([[0.5, 1.0], [0.5, 1.0]], 10, 60, 1)
+    trainer = create_trainer(cfg)
+    assert bench.hidden_components(trainer) == [1, 4, 5]
+    for _ in trainer.fit():
+        pass
+    assert not torch.equal(trainer.physical.theta, trainer.problem.guess)
