@@ -6,6 +6,8 @@ Cases (observation settings of the training sims; val/test are always full and c
   half     burgers, x in [0, 0.5], 2 % noise; heat, x in [0, 0.5], 1 % noise
   quarter_model_error, half_model_error   the same with data simulated finer than P
            (data.simulation.refine 2: 2x the grid, 1/4 the step, cell-averaged to P's grid)
+  quarter_missing_term   heat quarter with data from a PDE with a loss term -0.5 u that P lacks
+           (data.simulation.decay 0.5: 10 % lost over the 0.2 time units observed)
   authors_heat   the HYCO authors' heat case, config heat_authors (Dirichlet, kappa = 0.1 + two
            bumps with unknown amplitudes and centres, 60 moving sensors in one quadrant, data 4x
            finer, interaction in the hidden bump's quadrant); seed s is also the sensor draw
@@ -76,6 +78,10 @@ CASES["quarter_model_error"] = CASES["quarter"]
 CASES["half_model_error"] = CASES["half"]
 CASE_OVERRIDES = {"quarter_model_error": [f"data.simulation.refine={REFINE}"],
                   "half_model_error": [f"data.simulation.refine={REFINE}"]}
+#: data from a PDE with a term P lacks: heat quarter with a loss -r u in the data only (data.simulation.decay)
+DECAY = 0.5
+CASES["quarter_missing_term"] = CASES["quarter"]
+CASE_OVERRIDES["quarter_missing_term"] = [f"data.simulation.decay={DECAY}"]
 CASES["authors_heat"] = {"heat": (None, 0.0)}  # sensors, refine and interaction box from its config
 METHODS = {  # (method, setting) -> overrides
     ("physics_only", "-"): ["run_params.model_type=physical"],
