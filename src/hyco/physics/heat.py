@@ -94,8 +94,9 @@ class Heat(Problem):
             self.fixed_centres = torch.tensor(centres, dtype=torch.float32)
         self.bounds = Box(x=self.length, y=self.length)
         ny, nx = self.array_shape
-        self.ys, self.xs = torch.meshgrid((torch.arange(ny) + 0.5) * self.spacing[1],
-                                          (torch.arange(nx) + 0.5) * self.spacing[0], indexing="ij")
+        # (i + 0.5) / n * length: bitwise the former (i + 0.5) / n on the unit square, for any n
+        self.ys, self.xs = torch.meshgrid((torch.arange(ny) + 0.5) / ny * self.length,
+                                          (torch.arange(nx) + 0.5) / nx * self.length, indexing="ij")
 
     def _inverse_dx2(self) -> float:
         """1/dx^2 + 1/dy^2 (as (n / length)^2: exactly n^2 on the unit square, as before)."""
