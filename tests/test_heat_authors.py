@@ -251,3 +251,27 @@ def test_bench_case_hides_the_second_bump_and_draws_sensors(tmp_path, method: st
     for _ in trainer.fit():
         pass
     assert not torch.equal(trainer.physical.theta, trainer.problem.guess)
+
+
+def test_paired_summary_compares_adam_with_adam() -> None:
+    """HYCO with the authors' Adam is paired with physics-only under Adam where that ran; the
+    default setting keeps the default (L-BFGS-B) physics-only. Records written by hand."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import hyco_vs_baselines as bench
+
+    def rec(method: str, setting: str, seed: int, error: float) -> dict:
+        return {"problem": "heat", "case": "authors_heat", "method": method, "setting": setting, "seed": seed,
+                "param_error": error, "test_synthetic": 0.5, "test_physical": 0.05, "theta": [1.0], "truth": [2.0],
+                "reference_guess": 0.5, "hidden_components": []}
+
+    records = []
+    for seed in range(3):
+        records += [rec("physics_only", "-", seed, 0.2), rec("physics_only", "adam", seed, 0.8),
+                    rec("synthetic_only", "-", seed, 0.5), rec("hyco", "default", seed, 0.3), rec("hyco", "adam", seed, 0.4)]
+    rows = {r["setting"]: r for r in bench.paired_summary(records)}
+    assert rows["adam"]["physics_only_setting"] == "adam" and rows["default"]["physics_only_setting"] == "-"
+    assert rows["adam"]["theta_vs_physics_only"]["geomean"] == pytest.approx(0.5)
+    assert rows["default"]["theta_vs_physics_only"]["geomean"] == pytest.approx(1.5)
