@@ -6,12 +6,18 @@ Cases (observation settings of the training sims; val/test are always full and c
   half     burgers, x in [0, 0.5], 2 % noise; heat, x in [0, 0.5], 1 % noise
   quarter_model_error, half_model_error   the same with data simulated finer than P
            (data.simulation.refine 2: 2x the grid, 1/4 the step, cell-averaged to P's grid)
+  quarter_missing_term   heat quarter with data from a PDE with a loss term -0.5 u that P lacks
+           (data.simulation.decay 0.5: 10 % lost over the 0.2 time units observed)
+  authors_heat   the HYCO authors' heat case, config heat_authors (Dirichlet, kappa = 0.1 + two
+           bumps with unknown amplitudes and centres, 60 moving sensors in one quadrant, data 4x
+           finer, interaction in the hidden bump's quadrant); seed s is also the sensor draw
+           (hyco.data.observe.spiral_sensor_paths(..., draw=s))
 Methods: physics_only (P alone: whole-trajectory rollouts from frame 0, initial states fitted,
 the best physics-only fit the library has), synthetic_only (S alone), hyco (settings below).
 Every record also carries the trivial references of its case: theta at the guess; the components
-that the data cannot see (heat bumps centred outside the observed region) at the guess with the
-visible ones at the truth; and the hidden ones at zero, so that neither staying put nor a
-collapse can pass for recovery.
+that the data cannot see (heat bumps centred outside the observed region: amplitude, and centre
+where learned) at the guess with the visible ones at the truth; and the hidden amplitudes at zero
+(hidden centres at the guess), so that neither staying put nor a collapse can pass for recovery.
 
 Paired by seed: seed s sets the data seed and the network seed of every method, so HYCO and
 each baseline see the same data draw and initial network. The summary (printed, and written to
@@ -51,12 +57,15 @@ from pathlib import Path
 import torch
 
 from hyco.config import load_config
+from hyco.data.observe import spiral_sensor_paths
 from hyco.evaluation.paired import paired_ratio
 from hyco.training import create_trainer
 
 warnings.filterwarnings("ignore")
 
 CONFIGS = {"burgers": "burgers_hybrid_quick_test", "heat": "heat_hybrid_quick_test"}
+#: cases with a config of their own (instead of the problem's quick test)
+CASE_CONFIGS = {"authors_heat": "heat_authors"}
 CASES = {  # case -> problem -> (region or None, noise)
     "full": {"burgers": (None, 0.0), "heat": (None, 0.0)},
     "quarter": {"heat": ([[0.0, 0.5], [0.0, 0.5]], 0.01)},
@@ -69,12 +78,21 @@ CASES["quarter_model_error"] = CASES["quarter"]
 CASES["half_model_error"] = CASES["half"]
 CASE_OVERRIDES = {"quarter_model_error": [f"data.simulation.refine={REFINE}"],
                   "half_model_error": [f"data.simulation.refine={REFINE}"]}
+#: data from a PDE with a term P lacks: heat quarter with a loss -r u in the data only (data.simulation.decay)
+DECAY = 0.5
+CASES["quarter_missing_term"] = CASES["quarter"]
+CASE_OVERRIDES["quarter_missing_term"] = [f"data.simulation.decay={DECAY}"]
+CASES["authors_heat"] = {"heat": (None, 0.0)}  # sensors, refine and interaction box from its config
+ADAM = ["trainer_params.physical.method=adam", "trainer_params.physical.max_iterations=20"]
 METHODS = {  # (method, setting) -> overrides
     ("physics_only", "-"): ["run_params.model_type=physical"],
     ("synthetic_only", "-"): ["run_params.model_type=synthetic"],
     ("hyco", "default"): [],  # the shipped defaults: alpha_S 0.5, alpha_P 0.99, region unobserved
     ("hyco", "alpha_p_0.9"): ["trainer_params.alpha_physical=0.9"],  # the default before the 40-epoch table
     ("hyco", "region_all_alpha_p_0.9"): ["trainer_params.interaction_region=all", "trainer_params.alpha_physical=0.9"],
+    # theta by the HYCO authors' optimiser: 20 Adam steps per epoch (the registry's adam, lr 0.01 in the scaled variable)
+    ("physics_only", "adam"): ["run_params.model_type=physical", *ADAM],
+    ("hyco", "adam"): ADAM,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "hyco_vs_baselines.json"
 KEY = ("problem", "case", "method", "setting", "seed")
@@ -88,21 +106,33 @@ def overrides_for(problem: str, case: str, seed: int, epochs: int, cache: str) -
     if region is not None:
         regions = "[" + ",".join(f"[{lo},{hi}]" for lo, hi in region) + "]"
         out += ["data.observation.mask=region", f"data.observation.region={regions}"]
+    if case == "authors_heat":  # seed s: sensor draw s
+        out.append(f"data.observation.sensors={json.dumps(authors_sensors(seed)).replace(' ', '')}")
     return out + CASE_OVERRIDES.get(case, [])
 
 
+def authors_sensors(draw: int) -> list:
+    """The authors' case's sensor draw: 60 of a 10 x 10 lattice over x, y in [0.5, 1], spiralling."""
+    return spiral_sensor_paths([[0.5, 1.0], [0.5, 1.0]], 10, 60, draw)
+
+
 def hidden_components(trainer) -> list[int]:
-    """Heat bumps centred where no point is observed: the data cannot see their amplitude directly."""
+    """theta entries of the heat bumps centred where no point is ever observed (the data cannot see
+    them directly): each such bump's amplitude, and its centre's x, y where centres are learned."""
     problem = trainer.problem
     if problem.name != "heat" or bool(trainer.mask.all()):
         return []
-    centres = problem.fixed_centres if problem.fixed_centres is not None else problem.truth[problem.num_bumps:].reshape(-1, 2)
+    n = problem.num_bumps
+    learned = problem.fixed_centres is None
+    centres = problem.truth[n:].reshape(-1, 2) if learned else problem.fixed_centres
+    length = getattr(problem, "length", 1.0)
     ny, nx = trainer.mask.shape
-    return [i for i, (x, y) in enumerate(centres.tolist()) if trainer.mask[int(y * ny), int(x * nx)] == 0]
+    bumps = [i for i, (x, y) in enumerate(centres.tolist()) if trainer.mask[int(y / length * ny), int(x / length * nx)] == 0]
+    return sorted(bumps + ([n + 2 * i + k for i in bumps for k in (0, 1)] if learned else []))
 
 
 def run(problem: str, case: str, method: tuple[str, str], seed: int, epochs: int, cache: str) -> dict:
-    cfg = load_config(CONFIGS[problem], overrides_for(problem, case, seed, epochs, cache) + METHODS[method])
+    cfg = load_config(CASE_CONFIGS.get(case, CONFIGS[problem]), overrides_for(problem, case, seed, epochs, cache) + METHODS[method])
     trainer = create_trainer(cfg)
     history, best_s, best_epoch, best_val = [], None, 0, float("inf")
     for metrics in trainer.fit():  # S kept at its best val epoch (early stopping, the same for every method)
@@ -116,8 +146,10 @@ def run(problem: str, case: str, method: tuple[str, str], seed: int, epochs: int
     truth, guess = trainer.problem.truth, trainer.problem.guess
     hidden = hidden_components(trainer)
     collapsed, stayed = truth.clone(), truth.clone()
-    collapsed[hidden] = 0.0
     stayed[hidden] = guess[hidden].to(stayed)
+    amplitudes = [i for i in hidden if i < getattr(trainer.problem, "num_bumps", len(truth))]
+    collapsed[hidden] = guess[hidden].to(collapsed)  # hidden centres (if learned) at the guess
+    collapsed[amplitudes] = 0.0
     s_curve = [m["val_loss_synthetic"] for m in history]
     return {
         "problem": problem, "case": case, "method": method[0], "setting": method[1], "seed": seed,
@@ -182,7 +214,8 @@ def relative_error(theta: list[float], truth: list[float]) -> float:
 def paired_summary(records: list[dict]) -> list[dict]:
     """Per (problem, case, HYCO setting): paired ratios over the seeds every method of the case ran.
 
-    theta and P's test error against physics-only, S's test error against synthetic-only, theta
+    theta and P's test error against physics-only (with the same theta optimiser where that ran:
+    hyco "adam" against physics_only "adam"), S's test error against synthetic-only, theta
     against the trivial references; and per hidden component, in how many seeds HYCO's value lies
     below physics-only's and physics-only's above the truth (the mechanism of a theta gain).
     """
@@ -190,14 +223,16 @@ def paired_summary(records: list[dict]) -> list[dict]:
     out = []
     for problem, case in sorted({(r["problem"], r["case"]) for r in records}, key=lambda k: (list(CASES).index(k[1]), k[0])):
         for setting in sorted({r["setting"] for r in records if (r["problem"], r["case"], r["method"]) == (problem, case, "hyco")}):
+            # physics-only with the same theta optimiser where it ran (setting "adam"), else the default one
+            base = setting if any(k[:4] == (problem, case, "physics_only", setting) for k in by) else "-"
             seeds = sorted(s for (p, c, m, st, s) in by if (p, c, m, st) == (problem, case, "hyco", setting)
-                           and (p, c, "physics_only", "-", s) in by and (p, c, "synthetic_only", "-", s) in by)
+                           and (p, c, "physics_only", base, s) in by and (p, c, "synthetic_only", "-", s) in by)
             if not seeds:
                 continue
             hy = [by[(problem, case, "hyco", setting, s)] for s in seeds]
-            po = [by[(problem, case, "physics_only", "-", s)] for s in seeds]
+            po = [by[(problem, case, "physics_only", base, s)] for s in seeds]
             so = [by[(problem, case, "synthetic_only", "-", s)] for s in seeds]
-            row = {"problem": problem, "case": case, "setting": setting, "seeds": seeds,
+            row = {"problem": problem, "case": case, "setting": setting, "seeds": seeds, "physics_only_setting": base,
                    "theta_vs_physics_only": paired_ratio([r["param_error"] for r in hy], [r["param_error"] for r in po]).to_dict(),
                    "test_physical_vs_physics_only": paired_ratio([r["test_physical"] for r in hy], [r["test_physical"] for r in po]).to_dict(),
                    "test_synthetic_vs_synthetic_only": paired_ratio([r["test_synthetic"] for r in hy], [r["test_synthetic"] for r in so]).to_dict(),

@@ -77,6 +77,9 @@ class SimulationConfig:
     # k > 1: simulate on a grid k times finer per axis with a k^2 smaller step (same frame times),
     # then restrict to P's grid by cell averages; 1: P's own grid and step (an inverse crime)
     refine: int = 1
+    # r > 0: the data's PDE has a term P lacks, a linear loss -r u (heat only: there it is exact as
+    # the factor exp(-r t) on every frame, the heat operator being linear and r constant); 0: none
+    decay: float = 0.0
 
 
 @dataclass

@@ -17,6 +17,10 @@ from hyco.config.schema import RunConfig
 from hyco.errors import ConfigError
 from hyco.registry import METRICS, MODELS, OPTIMIZERS, PROBLEMS, THETA_OPTIMIZERS, TRAINERS
 
+#: problems whose data may carry the missing loss term ``data.simulation.decay`` (linear PDEs,
+#: where it is exact as a factor exp(-r t): hyco.data.generate.with_decay)
+DECAY_PROBLEMS = ("heat",)
+
 MASKS = ("full", "region", "random", "sensors")
 MODES = ("train", "evaluate")
 INTERACTION_REGIONS = ("unobserved", "all")
@@ -74,6 +78,10 @@ def validate(cfg: RunConfig) -> None:
     _require(data.num_steps >= 1, "data.num_steps", data.num_steps, "must be >= 1")
     _require(1 <= data.simulation.refine <= 16, "data.simulation.refine", data.simulation.refine,
              "must be an integer from 1 (P's own grid) to 16")
+    decay = data.simulation.decay
+    _require(_finite(decay) and decay >= 0, "data.simulation.decay", decay, "must be >= 0 (a loss rate, 1 / time)")
+    _require(decay == 0 or cfg.model.physical.name in DECAY_PROBLEMS, "data.simulation.decay", decay,
+             f"must be 0 for {cfg.model.physical.name}: the missing term is defined for {list(DECAY_PROBLEMS)} only")
     _require(obs.mask in MASKS, "data.observation.mask", obs.mask, f"must be one of {list(MASKS)}")
     _require(_finite(obs.fraction) and 0 < obs.fraction <= 1, "data.observation.fraction", obs.fraction, "must be in (0, 1]")
     _require(_finite(obs.noise) and obs.noise >= 0, "data.observation.noise", obs.noise, "must be >= 0 (relative to max|u|)")

@@ -3,6 +3,7 @@
 By default the data come from P itself (same grid and step). ``data.simulation.refine: k``
 simulates on a k times finer grid with a k^2 smaller step and restricts each frame to P's grid
 (:meth:`hyco.physics.Problem.restrict`): data with model error, as real data have.
+``data.simulation.decay: r`` (heat only) adds a term P lacks, a linear loss -r u (:func:`with_decay`).
 
 The cache file name is a hash of everything that generated the data (problem config, number
 of simulations and steps, seed, floating-point precision, format version); the file stores that key and a checksum of
@@ -49,9 +50,19 @@ def generation_record(data: DataConfig, physical: PhysicalModelConfig, dtype: st
         "seed": data.seed,
         "dtype": dtype,
     }
-    if data.simulation.refine != 1:
+    if data.simulation.refine != 1 or data.simulation.decay != 0:
         record["simulation"] = asdict(data.simulation)
+        if data.simulation.decay == 0:  # refine alone: the key as before decay existed
+            record["simulation"].pop("decay")
     return record
+
+
+def with_decay(frames: torch.Tensor, decay: float, frame_dt: float) -> torch.Tensor:
+    """Frames ``[B, T+1, ...]`` of u_t = L u (L linear, u = 0 or periodic at the boundary) -> those of
+    u_t = L u - decay u: exactly exp(-decay t) times them (a constant rate commutes with L)."""
+    times = torch.arange(frames.shape[1], dtype=torch.float64, device=frames.device) * frame_dt
+    factor = torch.exp(-decay * times).to(frames.dtype)
+    return frames * factor.reshape(1, -1, *[1] * (frames.dim() - 2))
 
 
 def dataset_key(data: DataConfig, physical: PhysicalModelConfig, dtype: str) -> str:
@@ -109,6 +120,8 @@ def simulate(
             frames = torch.cat([x0[:, None], simulator.rollout(x0, theta, data.num_steps)], dim=1)
             if refine > 1:
                 frames = problem.restrict(frames.flatten(0, 1), refine).unflatten(0, frames.shape[:2])
+            if data.simulation.decay:
+                frames = with_decay(frames, data.simulation.decay, problem.frame_dt)
             parts.append(frames.cpu())
             if progress:
                 progress(len(x0))

@@ -15,6 +15,7 @@ never training inputs).
 
 from __future__ import annotations
 
+import math as pymath
 from dataclasses import dataclass
 
 import torch
@@ -88,6 +89,33 @@ def sensor_position(path: list[list[float]], t: float) -> list[float]:
             w = (t - t0) / (t1 - t0)
             return [a + w * (b - a) for a, b in zip(p0, p1)]
     return list(path[-1][1:])
+
+
+def spiral_sensor_paths(box: list[list[float]], per_side: int, keep: int, draw: int, waypoints: int = 6,
+                        turn: float = 1.0, decay: float = 0.1) -> list[list[list[float]]]:
+    """Moving sensors as the HYCO authors place them (their heat case): a ``per_side`` x
+    ``per_side`` lattice over ``box`` ([[x0, x1], [y0, y1]], fractions), each sensor spiralling
+    about the box centre (x' = [[-decay, -1], [1, -decay]] (x - centre) over a time ``turn``: a
+    turn of ``turn`` radians, shrinking by exp(-decay turn)), held inside the box; ``keep`` of
+    them drawn at random with seed ``draw``. Paths for ``data.observation.sensors`` sampled at
+    ``waypoints`` equal times (linear in between)."""
+    gen = torch.Generator().manual_seed(draw)
+    chosen = sorted(torch.randperm(per_side**2, generator=gen)[:keep].tolist())
+    (x0, x1), (y0, y1) = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    paths = []
+    for k in chosen:
+        px = x0 + (x1 - x0) * (k // per_side) / (per_side - 1)
+        py = y0 + (y1 - y0) * (k % per_side) / (per_side - 1)
+        path = []
+        for j in range(waypoints):
+            t = j / (waypoints - 1)
+            angle, shrink = turn * t, pymath.exp(-decay * turn * t)
+            x = cx + shrink * (pymath.cos(angle) * (px - cx) - pymath.sin(angle) * (py - cy))
+            y = cy + shrink * (pymath.sin(angle) * (px - cx) + pymath.cos(angle) * (py - cy))
+            path.append([round(t, 4), round(min(max(x, x0), x1), 4), round(min(max(y, y0), y1), 4)])
+        paths.append(path)
+    return paths
 
 
 def sensor_masks(sensors: list[list[list[float]]], times: list[float], array_shape: tuple[int, ...]) -> torch.Tensor:
