@@ -65,6 +65,7 @@ def plot_curves(sweep: Sweep, ax=None) -> Figure:
     settings and how it ended (dotted: it did not run all epochs); the best trial (a front's knee)
     thick with a star; ASHA's rungs as dashed verticals; PBT exploits as crosses."""
     spec, (pick, pick_name) = sweep.spec, _pick(sweep)
+    columns = 1 if ax else 2  # beside other panels (hyco report A B): legends one column wide, apart
     ax = ax or plt.subplots(figsize=(9, 5.5))[1]
     exploit_label = "X: PBT exploit (took over a better trial's checkpoint after this epoch)"
     for trial, (colour, marker) in zip(sweep.trials, distinct_styles(len(sweep.trials))):
@@ -92,7 +93,7 @@ def plot_curves(sweep: Sweep, ax=None) -> Figure:
                    f"the best 1/{spec.scheduler.reduction_factor:g} go on" if rung == rungs[0] else "_rung")
     ax.set(ylabel=f"{spec.metric} (relative)", title=f"{sweep.path.name}: {spec.metric} per epoch, every trial")
     epoch_axis(ax)
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=columns)
     return ax.figure
 
 

@@ -153,3 +153,4 @@ def test_prediction_errors_each_have_their_own_colour_scale():
     s_error, p_error = images["|S − truth|: u"], images["|P − truth|: u"]
     assert s_error.get_clim()[1] == pytest.approx(0.1, rel=1e-3)
     assert p_error.get_clim()[1] == pytest.approx(1e-4, rel=1e-2)
+    assert "each on its own colour scale" in fig._suptitle.get_text()

@@ -156,7 +156,7 @@ def plot_predictions(
     spacing = list(spacing or [1.0] * (data["truth"].dim() - 2))
     fig, axes = plt.subplots(len(channels), 5, figsize=(19, 3.4 * len(channels)), squeeze=False)
     shown = f"frames 1–{frames}" if one_d else f"frame {frames} (t = {frames * frame_dt:.3g})"
-    fig.suptitle(f"{where}, {shown}: truth, both models' rollouts from frame 0, and their errors")
+    fig.suptitle(f"{where}, {shown}: truth, both models' rollouts from frame 0, and their errors (each on its own colour scale)")
     for c, (name, row) in enumerate(zip(channels, axes)):
         lo, hi = float(data["truth"][:, c].min()), float(data["truth"][:, c].max())
         panels = [(k, v, lo, hi, "RdBu_r", name) for k, v in data.items()]
