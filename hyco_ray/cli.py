@@ -69,12 +69,14 @@ def _run_in_own_session(argv: list[str]) -> int:
     (``timeout``, job schedulers) or Ctrl-C reaches it as Ctrl-C, so the sweep stops resumably."""
     child = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", *argv, "--in-session"], start_new_session=True,
                              stderr=subprocess.PIPE, text=True, errors="replace")
-    threading.Thread(target=_forward_stderr, args=(child.stderr,), daemon=True).start()
+    forward = threading.Thread(target=_forward_stderr, args=(child.stderr,), daemon=True)
+    forward.start()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: child.send_signal(signal.SIGINT))
     rc = child.wait()
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
+    forward.join(timeout=5)  # the driver's last lines (its error, if any) before we exit
     return rc
 
 
@@ -98,6 +100,8 @@ def _stop_when_orphaned(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)
+        with suppress(OSError):  # our stderr was the dead console's pipe (_forward_stderr): no EPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, daemon=True, name="hyco-orphan-watch").start()

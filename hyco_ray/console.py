@@ -49,6 +49,7 @@ def quiet_ray(spec: SweepSpec) -> None:
     # version of all result files", "Failed to fetch metrics" of trials interrupted before their first epoch
     for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.WARNING)  # "Restoring the run from ..."
     pbt = logging.getLogger("ray.tune.schedulers.pbt")
     for old in [f for f in pbt.filters if isinstance(f, PbtOneLine)]:
         pbt.removeFilter(old)

@@ -132,7 +132,8 @@ def test_quiet_ray_silences_the_local_token_note_and_selects_tunes_silent_output
 
 @pytest.mark.slow
 def test_hyco_tune_console_is_compact_and_free_of_rays_noise(tmp_path):
-    """A real ``hyco tune`` (its own local Ray): 3 ASHA trials of 2 epochs."""
+    """A real ``hyco tune`` (its own local Ray): 3 ASHA trials of 2 epochs; then ``--resume`` of the
+    finished sweep prints its summary once, without Ray's restore notes."""
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=3, max_concurrent=2,
                         scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
@@ -150,3 +151,22 @@ def test_hyco_tune_console_is_compact_and_free_of_rays_noise(tmp_path):
     assert len(ends) == 3 and all((why == "finished") == (epoch == "2") for why, epoch in ends)
     assert len(re.findall(r"^\[\S+\] \d running, \d done .*\| best val_loss \S+ \(\w+, epoch \d\) \| ETA", out, flags=re.M)) == 3
     assert out.count("## sweep tiny") == 1  # the summary once
+    again = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2", "--resume"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert out.count("## sweep tiny") == 1 and "trials: 3 started of num_samples 3" in out, out
+    for noise in ("Token authentication is enabled", "Tuner.restore", "Restoring the run", "Configuration for experiment"):
+        assert noise not in out, noise
+
+
+def test_the_drivers_error_line_reaches_the_console_through_the_noise_filter(tmp_path):
+    """The driver's stderr passes through the console process (which drops abseil's mutex lines):
+    a refusal made in the driver still arrives whole, before the console exits."""
+    space = write_space(tmp_path, resources={"cpu": 4, "gpu": 0})
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    done = subprocess.run([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == ["hyco: error: resources.cpu is 4 per trial, but the local Ray has 2 CPUs: no trial "
+                                        "could ever start; lower resources.cpu or raise --num-cpus"]
