@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import matplotlib.pyplot as plt
 import optuna
-import optuna.visualization.matplotlib as vis
 import pandas as pd
 
 from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
+from hyco_ray import figures as sweep_figures
 from hyco_ray.sweep_dir import TRIAL_CONFIG_FILE, Sweep, check_writable_dir, load_sweep
 
 
@@ -162,11 +160,8 @@ def param_importances(study) -> tuple[dict[str, float], str]:
 
 
 def plot_curves(sweep: Sweep, ax=None):
-    """Each trial's metric per epoch, labelled by its id and sampled values (dotted: stopped early)."""
-    spec, trials = sweep.spec, {f"{t.trial_id}: {short_label(t.params)}": t for t in sweep.trials}
-    return plot_runs({k: ([r["epoch"] for r in t.history], [r.get(spec.metric, math.nan) for r in t.history]) for k, t in trials.items()},
-                     ylabel=f"{spec.metric} (relative)", title=f"{sweep.path.name}: {spec.metric} per epoch, every trial",
-                     dotted={k for k, t in trials.items() if t.outcome(spec.max_t) == "stopped"}, ax=ax)
+    """Each trial's metric per epoch (:func:`hyco_ray.figures.plot_curves`: best trial, rungs, exploits marked)."""
+    return sweep_figures.plot_curves(sweep, ax)
 
 
 def plot_compare(sweeps: list[Sweep]):
@@ -200,21 +195,9 @@ def plot_pareto(sweep: Sweep):
                       f"trials, red; * knee) of {len(sweep.trials)} trials (hollow: stopped early)")
 
 
-def plot_study(study, out: Path) -> dict[str, Path]:
-    """Optuna's own figures: importances, slice and parallel-coordinate plots."""
-    files = {}
-    for name, plot in (("importance", vis.plot_param_importances), ("slice", vis.plot_slice),
-                       ("parallel", vis.plot_parallel_coordinate)) if study is not None else ():
-        with warnings.catch_warnings(), matplotlib.rc_context():  # Optuna's style stays in its figures
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            try:
-                ax = plot(study)
-            except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances need 2 complete trials
-                continue
-        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-        fig.set_size_inches(10, 5)
-        files[name] = save(fig, out / f"{name}.png")
-    return files
+def plot_study(study, out: Path, sweep: Sweep) -> dict[str, Path]:
+    """Importances per objective, slice and parallel-coordinate plots (:mod:`hyco_ray.figures`)."""
+    return sweep_figures.save_study_figures(sweep, study, out)
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compare: list = ()) -> dict[str, Path]:
@@ -226,7 +209,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = check_writable_dir(Path(out_dir) if out_dir else sweep.path / "report", "report directory", create=True)
     table, study = trials_table(sweep, ranked=True), sweep.study()
-    files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out),
+    files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out, sweep),
              **({"pareto": save(plot_pareto(sweep), out / "pareto.png")} if sweep.spec.multi_objective else {}),
              "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}
     table.to_csv(files["csv"], index=False)

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -66,13 +67,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _run_in_own_session(argv: list[str]) -> int:
     """Run the sweep driver (and its Ray) in a session of its own: a SIGTERM to our process group
     (``timeout``, job schedulers) or Ctrl-C reaches it as Ctrl-C, so the sweep stops resumably."""
-    child = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", *argv, "--in-session"], start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", *argv, "--in-session"], start_new_session=True,
+                             stderr=subprocess.PIPE, text=True, errors="replace")
+    forward = threading.Thread(target=_forward_stderr, args=(child.stderr,), daemon=True)
+    forward.start()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: child.send_signal(signal.SIGINT))
     rc = child.wait()
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
+    forward.join(timeout=5)  # the driver's last lines (its error, if any) before we exit
     return rc
+
+
+#: lines of the driver's stderr that tell a user nothing: abseil's mutex log from Ray's C++ core
+NOISE = re.compile(r"mutex\.cc\s*:\s*\d+\]\s*RAW: Lock blocking")
+
+
+def _forward_stderr(stream) -> None:
+    """The driver's stderr to ours, line by line, without :data:`NOISE` (Ray's C++ core writes it
+    to the file descriptor, out of reach of Python's logging)."""
+    for line in stream:
+        if not NOISE.search(line):
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _stop_when_orphaned(parent: int) -> None:
@@ -82,6 +100,8 @@ def _stop_when_orphaned(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)
+        with suppress(OSError):  # our stderr was the dead console's pipe (_forward_stderr): no EPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, daemon=True, name="hyco-orphan-watch").start()

@@ -145,23 +145,11 @@ def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> b
     return True
 
 
-def _live_view(spec: SweepSpec):
-    """One line per trial event (result, stop, error) instead of Tune's repeated status tables."""
-    from ray.tune import Callback
+def _live_view(spec: SweepSpec, exp_dir: str):
+    """One line per trial event and a status line after each end (:mod:`hyco_ray.console`)."""
+    from hyco_ray.console import LiveView
 
-    class LiveView(Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-            print(f"[{done}/{spec.num_samples} done] {trial.trial_id} epoch {result.get('epoch')}: "
-                  f"{spec.metric}={result.get(spec.metric, float('nan')):.4g}", flush=True)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            print(f"{trial.trial_id} finished", flush=True)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            print(f"{trial.trial_id} errored (see {trial.local_path})", flush=True)
-
-    return LiveView()
+    return LiveView(spec, exp_dir)
 
 
 def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True,
@@ -197,7 +185,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             stop=settings.stop,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.num_to_keep),
-            callbacks=[_live_view(spec), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
+            callbacks=[_live_view(spec, exp_dir), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
             verbose=0,
         ),
     )
@@ -231,6 +219,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from hyco_ray.console import quiet_ray
+
+    quiet_ray(spec)  # Tune's boxes and hints, the local Ray's token warning (hyco_ray.console)
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
     sweep_dir.save_spec(spec)

@@ -92,7 +92,7 @@ def test_sweep_legends_show_the_sampled_values_in_short_form():
 
     params = {"trainer_params.alpha": 0.4123, "trainer_params.alpha_physical": 0.6,
               "trainer_params.physical.max_iterations": 4, "trainer_params.interaction_region": "all", "model.width": 8}
-    assert short_label(params) == "α=0.41 αP=0.6 it=4 region=all width=8"
+    assert short_label(params) == "α_S=0.41 α_P=0.6 iters_P=4 region=all width=8"
 
 
 def test_a_front_figure_joins_and_labels_the_front_and_stars_the_knee():

@@ -28,16 +28,34 @@ def epoch_axis(ax, label: str = "epoch") -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-#: short names of common config keys in figure legends; others go by their last component
-SHORT = {"trainer_params.alpha": "α", "trainer_params.alpha_physical": "αP", "trainer_params.physical.max_iterations": "it",
-         "trainer_params.warmup_epochs": "warm", "trainer_params.interleave_frequency": "every",
-         "trainer_params.synthetic.learning_rate": "lr", "trainer_params.interaction_region": "region"}
+#: short names of searched config keys in figures and summaries (docs/architecture.md: S the network,
+#: P the physical model); other keys go by their last component, or the last two where that is ambiguous
+SHORT = {"trainer_params.alpha": "α_S", "trainer_params.alpha_physical": "α_P",
+         "trainer_params.physical.max_iterations": "iters_P", "trainer_params.physical.learning_rate": "lr_P",
+         "trainer_params.synthetic.learning_rate": "lr_S", "trainer_params.synthetic.batch_size": "batch_S",
+         "trainer_params.warmup_epochs": "warmup", "trainer_params.interleave_frequency": "every_P",
+         "trainer_params.interaction_region": "region", "trainer_params.num_random_ics": "random ICs"}
+
+
+def short_names(keys: Sequence[str]) -> dict[str, str]:
+    """Each key's short name (:data:`SHORT`, else its last component; the last two where two keys share one)."""
+    names = {k: SHORT.get(k, k.rsplit(".", 1)[-1]) for k in keys}
+    clash = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {k: ".".join(k.split(".")[-2:]) if n in clash and k not in SHORT else n for k, n in names.items()}
 
 
 def short_label(params: Mapping[str, Any]) -> str:
-    """Config values (key -> value, e.g. a sweep trial's) in short form for legends: ``α=0.41 αP=0.6 it=4``."""
-    names = [SHORT.get(k, k.rsplit(".", 1)[-1]) for k in params]
-    return " ".join(f"{n}={v:.2g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names, params.values()))
+    """Config values (key -> value, e.g. a sweep trial's) in short form for legends: ``α_S=0.41 α_P=0.6 iters_P=4``."""
+    names = short_names(list(params))
+    return " ".join(f"{names[k]}={v:.2g}" if isinstance(v, float) else f"{names[k]}={v}" for k, v in params.items())
+
+
+def distinct_styles(n: int) -> list[tuple[Any, str]]:
+    """``n`` (colour, marker) pairs, no two alike: tab10's colours up to 10 lines, tab20's up to 20,
+    then tab20's again with another marker (matplotlib's default cycle repeats after 10)."""
+    colours = plt.get_cmap("tab10" if n <= 10 else "tab20").colors
+    markers = ".os^vD<>ph"
+    return [(colours[i % len(colours)], markers[(i // len(colours)) % len(markers)]) for i in range(n)]
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -52,9 +70,9 @@ def plot_runs(runs: dict[str, tuple[Sequence[float], Sequence[float]]], *, ylabe
     """Curves of several runs (label -> (x, y)) on one axes: integer x ticks, log y where every value
     is positive, the legend below; ``dotted``: labels drawn dotted; ``step``: drawn as steps."""
     ax = ax or plt.subplots(figsize=(8, 5))[1]
-    for label, (x, y) in runs.items():
-        (ax.step if step else ax.plot)(x, y, ":" if label in dotted else "-", marker=".", label=label,
-                                       **({"where": "post"} if step else {}))
+    for (label, (x, y)), (colour, marker) in zip(runs.items(), distinct_styles(len(runs))):
+        (ax.step if step else ax.plot)(x, y, ":" if label in dotted else "-", marker=marker, markersize=4, label=label,
+                                       color=colour, **({"where": "post"} if step else {}))
     if all(v > 0 for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)):
         ax.set_yscale("log")
     ax.set(ylabel=ylabel, title=title)
@@ -127,7 +145,7 @@ def plot_predictions(
     where: str = "val sim", frame_dt: float = 1.0, spacing: Sequence[float] | None = None,
 ) -> Figure:
     """One trajectory ``[T, C, *S]`` (frames 1..T) of truth, S and P: one row per channel (every
-    channel), columns truth, S, P, |S - truth|, |P - truth|. 1D: space-time plots of all frames;
+    channel), columns truth, S, P, |S - truth|, |P - truth| (each error on its own colour scale). 1D: space-time plots of all frames;
     2D: the last frame. ``where`` names the split and sim (``"val sim 4"``); ``spacing`` is the
     cell size per axis (x first) in domain units, None to label grid cells."""
     data = {"truth": truth, "synthetic S": synthetic, "physical P": physical}
@@ -138,12 +156,13 @@ def plot_predictions(
     spacing = list(spacing or [1.0] * (data["truth"].dim() - 2))
     fig, axes = plt.subplots(len(channels), 5, figsize=(19, 3.4 * len(channels)), squeeze=False)
     shown = f"frames 1–{frames}" if one_d else f"frame {frames} (t = {frames * frame_dt:.3g})"
-    fig.suptitle(f"{where}, {shown}: truth, both models' rollouts from frame 0, and their errors")
+    fig.suptitle(f"{where}, {shown}: truth, both models' rollouts from frame 0, and their errors (each on its own colour scale)")
     for c, (name, row) in enumerate(zip(channels, axes)):
         lo, hi = float(data["truth"][:, c].min()), float(data["truth"][:, c].max())
-        err_hi = max(float(e[:, c].max()) for e in errors.values()) or 1.0
         panels = [(k, v, lo, hi, "RdBu_r", name) for k, v in data.items()]
-        panels += [(k, v, 0.0, err_hi, "magma", f"|error| of {name}") for k, v in errors.items()]
+        # each error on its own scale: a shared one blacked out the smaller (often P's, 1000x smaller)
+        panels += [(k, v, 0.0, float(v[:, c].max() if one_d else v[-1, c].max()) or 1.0, "magma", f"|error| of {name}")
+                   for k, v in errors.items()]
         for ax, (title, values, vmin, vmax, cmap, bar) in zip(row, panels):
             values = values[:, c]
             width = values.shape[-1] * spacing[0]
