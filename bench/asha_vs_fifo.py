@@ -77,7 +77,7 @@ def make_spec(tmp: Path, name: str, seed: int, args, grace: int | None, factor: 
 
     data = json.loads(json.dumps(SPACE))
     data.update(name=name, num_samples=args.configs, max_concurrent=args.concurrent, metric=args.metric,
-                storage_path=str(tmp / "sweeps"))
+                storage_path=str(tmp / "sweeps"), noise_seeds=0)  # trial-epochs of the search only
     data["searcher"] = {"type": "optuna", "sampler": "random", "seed": seed, "storage": None}
     data["scheduler"] = ({"type": "fifo"} if grace is None else
                          {"type": "asha", "grace_period": grace, "reduction_factor": factor})

@@ -40,6 +40,7 @@ def sweep_data(space: dict, name: str, args, gpu: float, concurrent: int, cpus: 
         "searcher": {"type": "optuna", "sampler": "random", "seed": 0, "storage": None},
         "resources": {"cpu": cpus, "gpu": gpu},
         "max_failures": 0,
+        "noise_seeds": 0,  # the search's throughput only
         "space": {k: v for k, v in space["space"].items() if k not in FIXED},
         "overrides": [o for o in space.get("overrides", []) if not o.startswith(FIXED)]
         + [

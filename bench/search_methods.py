@@ -63,7 +63,7 @@ def make_spec(tmp: Path, method: str, seed: int, args):
     quick, pareto = quick_space(), yaml.safe_load((ROOT / "search_spaces" / "burgers_pareto.yaml").read_text())
     population = args.budget // args.epochs
     data = {**quick, "name": f"{method.replace('+', '-')}-s{seed}", "storage_path": str(tmp / "sweeps"),
-            "max_concurrent": args.concurrent, "max_failures": 0, "metric": METRIC, "mode": "min",
+            "max_concurrent": args.concurrent, "max_failures": 0, "metric": METRIC, "mode": "min", "noise_seeds": 0,
             "overrides": [*quick["overrides"], f"trainer_params.epochs={args.epochs}",
                           f"data.cache_dir={tmp / 'cache'}", *args.extra]}
     searcher = {"type": "optuna", "seed": seed, "storage": None, "n_startup_trials": 4}

@@ -66,7 +66,8 @@ def make_spec(tmp: Path, configs: int, epochs: int, concurrent: int, name: str, 
     from hyco_ray.space import parse_space, validate_space
 
     data = json.loads(json.dumps(SPACE))
-    data.update(name=name, num_samples=configs, max_concurrent=concurrent, storage_path=str(tmp / "sweeps"))
+    data.update(name=name, num_samples=configs, max_concurrent=concurrent, storage_path=str(tmp / "sweeps"),
+                noise_seeds=0)  # the sweep machinery only: no seed-noise runs
     data["overrides"] = [f"trainer_params.epochs={epochs}", f"data.cache_dir={tmp / 'cache'}", *extra]
     return validate_space(parse_space(data, where="bench"))
 

@@ -17,6 +17,7 @@ import pandas as pd
 from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
 from hyco_ray import figures as sweep_figures
+from hyco_ray.noise import margin_columns, noise_lines
 from hyco_ray.sweep_dir import TRIAL_CONFIG_FILE, Sweep, check_writable_dir, load_sweep
 
 
@@ -42,7 +43,7 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
         lines += [f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}",
                   *(f"    {k}={_fmt(v)}" for k, v in best.params.items()),
                   f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml"]
-    lines += _defaults_lines(sweep)
+    lines += _defaults_lines(sweep) + noise_lines(sweep)
     lines += _front_lines(sweep) if spec.multi_objective else []
     stopped, retries = Counter(t.epochs for t in sweep.by_outcome("stopped")), sum(t.num_failures for t in sweep.trials)
     rungs = ", ".join(f"after {e} epoch{'s' if e > 1 else ''}: {n}" for e, n in sorted(stopped.items()))
@@ -208,7 +209,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
         check_writable_dir(out_dir, "report directory (-o)", create=True)
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = check_writable_dir(Path(out_dir) if out_dir else sweep.path / "report", "report directory", create=True)
-    table, study = trials_table(sweep, ranked=True), sweep.study()
+    table, study = margin_columns(trials_table(sweep, ranked=True), sweep), sweep.study()
     files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out, sweep),
              **({"pareto": save(plot_pareto(sweep), out / "pareto.png")} if sweep.spec.multi_objective else {}),
              "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}

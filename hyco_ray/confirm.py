@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,16 +27,21 @@ from typing import Any
 
 from hyco.errors import HycoError
 from hyco.evaluation.paired import PairedRatio, paired_ratio
+from hyco_ray.retrain import (  # noqa: F401 (RESULT_FILE, objective_of, train_one: their old home; bench, tests)
+    FLOOR,
+    RESULT_FILE,
+    TEST_METRICS,
+    objective_of,
+    result_path,
+    run_tasks,
+    train_one,
+)
 from hyco_ray.sweep_dir import Sweep, SweepError, load_sweep
 
-CONFIRM_DIR, CONFIRM_JSON, CONFIRM_MD, RESULT_FILE = "confirm", "confirm.json", "confirm.md", "result.json"
+CONFIRM_DIR, CONFIRM_JSON, CONFIRM_MD = "confirm", "confirm.json", "confirm.md"
 #: fresh seeds are SEED_OFFSET + i: far from the configs' own seeds (0, 1, ...) that the search trained on
 SEED_OFFSET = 1000
-#: the test metrics compared besides the sweep's objective (lower is better)
-TEST_METRICS = ("test_loss_synthetic", "test_loss_physical", "param_error")
 DEFAULTS, PHYSICS_ONLY, SYNTHETIC_ONLY = "defaults", "physics-only", "synthetic-only"
-#: a value this small counts as this (an error exact to round-off; the trainer's own floor)
-FLOOR = 1e-8
 
 
 @dataclass
@@ -90,13 +93,17 @@ def plan_settings(sweep: Sweep, top: int, baselines: bool = True) -> list[Settin
     spec, metric = sweep.spec, sweep.spec.metric
     base = spec.trial_overrides({}, threads=1)
     defaults = Setting(DEFAULTS, base)
-    settings = [defaults]
+    settings, enqueued = [defaults], sweep.defaults_trial()
+    if enqueued is not None:
+        defaults.search_value = enqueued.value(metric)
     for trial in ranked_trials(sweep):
         if len(settings) > top:
             break
         overrides = spec.trial_overrides(trial.params, threads=1)
-        if overrides == base:  # the sweep enqueued the defaults as a trial
-            defaults.search_value = trial.value(metric)
+        # the sweep's enqueued defaults trial (its rows say defaults: true), or a sampled trial that drew them
+        if trial is enqueued or overrides == base or (spec.defaults and trial.params == spec.defaults):
+            if math.isnan(defaults.search_value):
+                defaults.search_value = trial.value(metric)
             continue
         settings.append(Setting(f"trial_{trial.trial_id}", overrides, dict(trial.params), trial.value(metric)))
     if baselines and load_config(spec.base, base).run_params.model_type == "hybrid":
@@ -105,35 +112,8 @@ def plan_settings(sweep: Sweep, top: int, baselines: bool = True) -> list[Settin
     return settings
 
 
-def objective_of(final: dict, metric: str) -> float:
-    """The sweep's objective of a finished run. ``val_loss`` is recomputed from S's and P's val errors
-    (the hybrid trainer's geometric mean), so a baseline that trains one model is scored like the rest."""
-    if metric == "val_loss" and "val_loss_synthetic" in final and "val_loss_physical" in final:
-        return math.sqrt(max(final["val_loss_synthetic"], FLOOR) * max(final["val_loss_physical"], FLOOR))
-    value = final.get(metric)
-    return float(value) if isinstance(value, (int, float)) else math.nan
-
-
-def train_one(base: str, overrides: list[str], run_dir: str, metric: str) -> dict:
-    """One confirmation run (in a Ray worker): ``hyco train`` of the setting at this seed, then the
-    test split; returns the metrics :func:`run_confirm` compares."""
-    from hyco.config import load_config
-    from hyco.run import train_run
-
-    path = Path(run_dir)
-    if path.exists():  # a run cut off mid-way: start it again (a confirmation run is minutes)
-        shutil.rmtree(path)
-    cfg = load_config(base, [*overrides, "run_params.mode=[train,evaluate]"])
-    tic = time.perf_counter()
-    final = train_run(cfg, path, progress=False)
-    result = {k: final.get(k) for k in ("epoch", "val_loss", "val_loss_synthetic", "val_loss_physical", *TEST_METRICS)}
-    result["objective"] = objective_of(final, metric)
-    result["seconds"] = time.perf_counter() - tic
-    return result
-
-
 def _result_path(root: Path, setting: str, seed: int) -> Path:
-    return root / CONFIRM_DIR / setting / f"seed_{seed}" / RESULT_FILE
+    return result_path(root, CONFIRM_DIR, setting, seed)
 
 
 def _paired(values: dict[str, dict[int, float]], name: str, seeds: list[int]) -> PairedRatio | str:
@@ -278,35 +258,14 @@ def run_confirm(sweep_dir: str | Path, top: int, seeds: int, address: str | None
 
 def _run_on_ray(root: Path, base: str, metric: str, todo: list, done: int, total: int, address: str | None,
                 num_cpus: int | None) -> None:
+    """Train ``todo`` on Ray (a new local one, or ``address``): :func:`hyco_ray.retrain.run_tasks`."""
     import ray
 
     from hyco_ray.sweep import connect_ray
 
     started = connect_ray(address, num_cpus, str(root / CONFIRM_DIR))
-    remote = ray.remote(num_cpus=1, max_retries=0)(train_one)
-    pending = {}
     try:
-        for s, seed in todo:
-            run_dir = _result_path(root, s.name, seed).parent
-            ref = remote.remote(base, [*s.overrides, f"run_params.seed={seed}", f"data.seed={seed}"], str(run_dir), metric)
-            pending[ref] = (s.name, seed)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            name, seed = pending.pop(ready[0])
-            done += 1
-            try:
-                result = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as exc:  # a diverged or broken run: recorded as such
-                result = {"error": str(exc.cause if hasattr(exc, "cause") else exc).splitlines()[0],
-                          "objective": math.nan}
-            path = _result_path(root, name, seed)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result, indent=2, default=_json_default))
-            print(f"[{done}/{total}] {name} seed {seed}: objective={_fmt(result.get('objective'))} "
-                  + ", ".join(f"{k}={_fmt(result.get(k))}" for k in TEST_METRICS), flush=True)
-    except KeyboardInterrupt:
-        print(f"confirm interrupted: {done} of {total} runs are recorded; run the same command again to go on", flush=True)
-        raise
+        run_tasks(root, base, metric, todo, done, total, CONFIRM_DIR)
     finally:
         if started:
             ray.shutdown()

@@ -113,6 +113,10 @@ class SweepSpec:
     # epoch so far by metric, whose state the trainer keeps: trainer_params.keep_best; export and
     # evaluate then use that state; the epoch's own values are reported beside it as raw_<key>)
     objective_epoch: str = "last"
+    # the defaults trained on this many extra seeds (run_params.seed = data.seed = 2000 + i) after the
+    # search, on the same Ray: the objective's seed spread, against which every trial's margin over the
+    # defaults is read (hyco_ray.noise); 0: none
+    noise_seeds: int = 3
     # several metrics (>= 2) and their modes: a multi-objective study, a Pareto front; metric/mode
     # stay the scalar that ASHA and the "best trial" use (by default val_loss, the geometric mean)
     objectives: dict[str, str] = field(default_factory=dict)
@@ -237,6 +241,8 @@ def _check_param(where: str, key: str, p: Param) -> None:
 
 #: a sweep larger than this is a typo (each trial leaves a directory, a study row and a line in every view)
 MAX_NUM_SAMPLES = 10_000
+#: more noise runs than this cost more than most searches; a spread is well estimated long before
+MAX_NOISE_SEEDS = 100
 
 
 def check_spec(spec: SweepSpec, where: str) -> None:
@@ -249,6 +255,8 @@ def check_spec(spec: SweepSpec, where: str) -> None:
          + (" (it needs the true θ*: reported for benchmarks, never an objective)" if spec.metric in NOT_OBJECTIVES else "")),
         ("mode", spec.mode, spec.mode in DIRECTIONS, "min or max"),
         ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
+        ("noise_seeds", spec.noise_seeds, spec.noise_seeds == 0 or 2 <= spec.noise_seeds <= MAX_NOISE_SEEDS,
+         f"0 (no noise runs) or 2 to {MAX_NOISE_SEEDS} (a spread needs 2 seeds)"),
         ("num_samples", spec.num_samples, 1 <= spec.num_samples <= MAX_NUM_SAMPLES,
          f"1 to {MAX_NUM_SAMPLES:,} (split a larger search into sweeps)"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),

@@ -17,7 +17,7 @@ from unittest import mock
 import torch
 
 from hyco.config import load_config
-from hyco_ray import sweep_dir
+from hyco_ray import noise, sweep_dir
 from hyco_ray.schedulers import scheduler_of
 from hyco_ray.search import CALLBACKS, build_searcher
 from hyco_ray.space import SweepSpec, sample_params
@@ -73,6 +73,7 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {sch.describe(spec)}",
         f"searcher: {searcher}",
+        noise.plan_line(spec),
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
     ])
@@ -240,6 +241,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
             if not sweep.by_outcome("unfinished") and len(sweep.trials) < spec.num_samples:
                 print(f"adding {spec.num_samples - len(sweep.trials)} trials (num_samples {spec.num_samples})")
                 build_tuner(spec, exp_dir, False, after_epoch, reuse_workers, seed_offset=len(sweep.trials)).fit()
+        noise_done = measure_noise(spec, exp_dir) if local else True
     finally:
         if started:
             ray.shutdown()
@@ -253,7 +255,33 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     summary = summary_text(sweep, wall_s=wall)
     sweep_dir.write_text(f"{exp_dir}/{sweep_dir.SUMMARY_FILE}", summary)
     print(summary)
-    return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished"), wall, len(sweep.trials), len(sweep.by_outcome("error")))
+    return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished") and noise_done, wall, len(sweep.trials),
+                        len(sweep.by_outcome("error")))
+
+
+def measure_noise(spec: SweepSpec, exp_dir: str) -> bool:
+    """After a finished search, on its Ray: the defaults on the space's noise seeds (:mod:`hyco_ray.noise`),
+    the missing runs as Ray tasks with a trial's resources, then ``noise.json``. False: interrupted
+    (``--resume`` goes on); an unfinished search measures nothing yet."""
+    from types import SimpleNamespace
+
+    from hyco_ray.retrain import run_tasks
+
+    sweep = load_sweep(exp_dir)
+    if not spec.noise_seeds or sweep.by_outcome("unfinished") or len(sweep.trials) < spec.num_samples:
+        return True
+    root, seeds = Path(exp_dir), noise.noise_seeds(spec.noise_seeds)
+    setting = SimpleNamespace(name=noise.NOISE_SETTING, overrides=spec.trial_overrides({}, threads=spec.num_threads))
+    todo = [(setting, seed) for seed in seeds if not noise.result_path(root, seed).is_file()]
+    print(f"seed noise: the defaults on {len(seeds)} seeds {seeds[0]}..{seeds[-1]}, {spec.max_t} epochs each; "
+          f"{len(seeds) - len(todo)} of {len(seeds)} runs done already", flush=True)
+    try:
+        run_tasks(root, spec.base, spec.metric, todo, len(seeds) - len(todo), len(seeds), sweep_dir.NOISE_DIR,
+                  cpu=spec.resources.cpu, gpu=spec.resources.gpu)
+    except KeyboardInterrupt:
+        return False
+    noise.write_noise(root, spec)
+    return True
 
 
 def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:

@@ -2,7 +2,7 @@
 written here only. It holds the validated spec (``hyco_sweep.yaml``: what ``--resume``, export and
 report read), the Optuna study (``optuna.db``), ``summary.md`` and a directory per trial: Tune's
 ``result.json`` and checkpoints, and ours: the config the trial ran, the epochs it trained, its PBT
-lineage. A local one is read from JSON and YAML only: no pickle in it is loaded.
+lineage; ``noise/`` and ``noise.json``: the defaults on the noise seeds (:mod:`hyco_ray.noise`). A local one is read from JSON and YAML only: no pickle in it is loaded.
 
 A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
 retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
@@ -34,6 +34,8 @@ STUDY_FILE = "optuna.db"
 #: in a trial dir: the config it ran (``hyco export`` copies it), one line per epoch it trained
 #: (under PBT also epochs an exploit replaced), and its segments of one trainer and setting each
 TRIAL_CONFIG_FILE, TRAINED_FILE, LINEAGE_FILE = "hyco_config.yaml", "epochs.jsonl", "schedule.json"
+#: the defaults' runs on the noise seeds (``noise/defaults/seed_<s>/``, as confirm's) and their spread
+NOISE_DIR, NOISE_FILE = "noise", "noise.json"
 
 
 class SweepError(HycoError):

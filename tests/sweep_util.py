@@ -39,6 +39,7 @@ BASE_SPACE = {
     "searcher": {"type": "optuna", "sampler": "tpe", "seed": 0, "n_startup_trials": 2},
     "resources": {"cpu": 1, "gpu": 0},
     "max_failures": 2,
+    "noise_seeds": 0,  # the seed-noise runs only where a test asks for them (tests/test_noise.py)
 }
 
 

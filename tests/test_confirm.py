@@ -131,3 +131,19 @@ def test_confirm_refuses_a_sweep_without_finished_trials(confirmed, tmp_path, ca
     assert main(["confirm", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no Tune experiment state" in err and len(err.splitlines()) == 1
+
+
+def test_confirm_recognises_the_enqueued_defaults_trial(confirmed):
+    """The sweep's first trial ran the defaults (rows say defaults: true): confirm retrains it as the defaults,
+    with its search value, never as a trial of its own."""
+    from hyco_ray.confirm import plan_settings
+    from hyco_ray.sweep_dir import load_sweep
+
+    sweep = load_sweep(confirmed[0])
+    enqueued = sweep.defaults_trial()
+    assert enqueued is not None and enqueued.history[0]["defaults"] is True
+    settings = plan_settings(sweep, top=len(sweep.trials), baselines=False)
+    names = [s.name for s in settings]
+    assert names[0] == DEFAULTS and f"trial_{enqueued.trial_id}" not in names
+    assert len(names) == len(sweep.by_outcome("complete"))  # every other complete trial, each once
+    assert settings[0].search_value == enqueued.value(sweep.spec.metric)

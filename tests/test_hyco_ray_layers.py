@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "hyco_ray"
 #: checked and read without Ray: the spec, its names, the sweep directory, the report; the leftovers (psutil)
 RAY_FREE = {"hyco_ray.names", "hyco_ray.params", "hyco_ray.schedulers", "hyco_ray.space", "hyco_ray.sweep_dir",
-            "hyco_ray.analysis", "hyco_ray.leftovers", "hyco_ray.figures"}
+            "hyco_ray.analysis", "hyco_ray.leftovers", "hyco_ray.figures", "hyco_ray.noise"}
 
 
 def module_name(path: Path) -> str:

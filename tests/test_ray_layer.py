@@ -189,7 +189,7 @@ def test_dry_run_prints_the_plan_fast_without_ray(tmp_path):
     assert out.returncode == 0, out.stderr
     plan = out.stdout
     assert "5 trials, at most 3 at a time" in plan and "min val_loss_physical" in plan
-    assert f"{gpus:g} GPU" in plan and "rungs after epochs 2, 4 of 8" in plan and "uniform [0.05, 0.5]" in plan
+    assert f"{gpus:g} GPU" in plan and "rungs after epochs 2, 4, 8 of 16" in plan and "uniform [0.05, 0.5]" in plan
     assert f"sweep directory: {tmp_path}/burgers_quick (new)" in plan
     assert not (tmp_path / "burgers_quick").exists()
     assert "default backend" not in out.stdout + out.stderr  # issue 10.7: PhiML's line, twice
