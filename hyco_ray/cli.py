@@ -64,9 +64,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_in_own_session(argv: list[str]) -> int:
+def _resume_hint(argv: list[str]) -> str:
+    """The command that continues this sweep: every argument as given, plus ``--resume``."""
+    return f"hyco {shlex.join(a for a in argv if a not in ('--resume', '--in-session'))} --resume"
+
+
+def _run_in_own_session(argv: list[str], again: str) -> int:
     """Run the sweep driver (and its Ray) in a session of its own: a SIGTERM to our process group
-    (``timeout``, job schedulers) or Ctrl-C reaches it as Ctrl-C, so the sweep stops resumably."""
+    (``timeout``, job schedulers) or Ctrl-C reaches it as Ctrl-C, so the sweep stops resumably. A
+    driver killed by a signal (OOM killer, ``kill -9``) could say nothing: we say it, and ``again``."""
     child = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", *argv, "--in-session"], start_new_session=True,
                              stderr=subprocess.PIPE, text=True, errors="replace")
     forward = threading.Thread(target=_forward_stderr, args=(child.stderr,), daemon=True)
@@ -77,6 +83,12 @@ def _run_in_own_session(argv: list[str]) -> int:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     forward.join(timeout=5)  # the driver's last lines (its error, if any) before we exit
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        print(f"hyco: error: the driver process (pid {child.pid}) was killed by {name}"
+              f"{' (the OOM killer, or kill -9)' if -rc == signal.SIGKILL else ''} and could not stop cleanly; "
+              f"its Ray processes are ended at the next start; continue it with: {again}", file=sys.stderr)
+        return 128 - rc
     return rc
 
 
@@ -107,7 +119,22 @@ def _stop_when_orphaned(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="hyco-orphan-watch").start()
 
 
+def _one_value_each(args: argparse.Namespace) -> None:
+    """A space field set by its flag and by a ``key=value`` too, to different values, is refused: the
+    override won, silently (``num_samples=4 --resume --num-samples 5`` ran nothing more)."""
+    for flag, kind, key, _ in SPACE_FLAGS:
+        if (value := getattr(args, key)) is None:
+            continue
+        for given in (o.split("=", 1)[1] for o in args.overrides if o.split("=", 1)[0].lstrip("+~") == key):
+            with suppress(ValueError):
+                if kind(given) == value:
+                    continue
+            raise HycoError(f"{key} is given twice, {flag} {value} and {key}={given}: give it once "
+                            f"(e.g. {key}={value} only, also in the --resume command)")
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
+    _one_value_each(args)
     flags = [f"{key}={v}" for *_, key, _ in SPACE_FLAGS if (v := getattr(args, key)) is not None]
     spec = load_space(args.space, flags + args.overrides)
     if args.dry_run:
@@ -119,14 +146,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(", ".join(f"{k}={final[k]}" for k in ("epoch", spec.metric, "param_error") if k in final))
         return 0
     if args.console and not args.in_session:  # the console command: the sweep runs in its own session
-        return _run_in_own_session(args.argv)
+        return _run_in_own_session(args.argv, _resume_hint(args.argv))
     if args.in_session:
         _stop_when_orphaned(os.getppid())
     outcome = sweep.run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
     print(f"sweep directory: {outcome.experiment_dir} ({outcome.wall_s:.0f} s)")
     if outcome.exit_code == 130:
-        again = [a for a in args.argv if a not in ("--resume", "--in-session")]
-        print(f"sweep interrupted; continue it with: hyco {shlex.join(again)} --resume")
+        print(f"sweep interrupted; continue it with: {_resume_hint(args.argv)}")
     elif outcome.exit_code:
         print(f"hyco: error: every one of the {outcome.errored} trials errored; see the trial directories", file=sys.stderr)
     return outcome.exit_code
@@ -151,7 +177,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     check_args(args.top, args.seeds)  # bad input: one line here, before any session or Ray starts
     ranked_trials(open_sweep(args.sweep_dir))
     if args.console and not args.in_session:  # like tune: Ctrl-C or SIGTERM reaches the driver as Ctrl-C
-        return _run_in_own_session(args.argv)
+        return _run_in_own_session(args.argv, f"hyco {shlex.join(a for a in args.argv if a != '--in-session')} "
+                                   "(a rerun skips finished runs)")
     if args.in_session:
         _stop_when_orphaned(os.getppid())
     try:

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -98,12 +99,73 @@ def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: 
                              f"could ever start; lower resources.{kind.lower()}" + (f" or raise {flag}" if flag else ""))
 
 
+@contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (Ray's C++ client logs each failed try there) for a moment."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+#: seconds the address check waits for a TCP connection and for the GCS's answer
+ADDRESS_TIMEOUT_S = 5
+
+
+def check_address(address: str) -> None:
+    """Refuse, in one line and in seconds, a cluster address where no Ray answers or that wants a token
+    we lack: ``ray.init`` retried for 20-90 s and then raised a traceback (an auth failure read as "no
+    Ray cluster"), after the data was simulated and the spec written. The GCS is asked for its cluster
+    id the way ``ray.init`` asks (same address resolution, TLS and token settings)."""
+    import socket
+
+    from ray._private import services
+
+    where = address
+    try:
+        if not address.startswith("ray://"):  # Ray Client speaks its own protocol: the TCP check only
+            where = services.canonicalize_bootstrap_address(address) or address  # "auto", localhost as ray.init
+        host, _, port = where.removeprefix("ray://").rpartition(":")
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except (ConnectionError, ValueError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0] or type(exc).__name__
+        raise SweepError(f"no Ray cluster at {address}{f' ({where})' if where != address else ''}: {why}; start one "
+                         "(`ray start --head` on the head node), fix --address / RAY_ADDRESS, or leave both out "
+                         "for a new local Ray") from None
+    if address.startswith("ray://"):
+        return
+    import ray
+    from ray._raylet import AuthenticationMode, InnerGcsClient, get_authentication_mode
+
+    try:
+        with _quiet_stderr():
+            InnerGcsClient.standalone(where, None, ADDRESS_TIMEOUT_S * 1000)
+    except ray.exceptions.AuthenticationError:
+        have = get_authentication_mode() == AuthenticationMode.TOKEN
+        raise SweepError(
+            f"the Ray cluster at {address} " + ("refused our token: it is not the cluster's. " if have else
+            "uses token auth and we sent no token. ") + "Export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<token> (or "
+            "RAY_AUTH_TOKEN_PATH=<file>, default ~/.ray/auth_token); `ray get-auth-token` on the head node prints it"
+        ) from None
+    except ray.exceptions.RayError as exc:
+        raise SweepError(f"no Ray cluster at {address}: {where} accepts connections but no Ray GCS answered in "
+                         f"{ADDRESS_TIMEOUT_S} s ({str(exc).splitlines()[0]}); check the address and port") from None
+
+
 def preflight(spec: SweepSpec, address: str | None = None, num_cpus: int | None = None) -> None:
     """The checks a run makes before writing anything, shared with ``--dry-run`` so a plan is never
     printed for a sweep that would be refused."""
     if num_cpus is not None and num_cpus < 1:
         raise SweepError(f"--num-cpus is {num_cpus}: give at least 1 (leave it out for all {os.cpu_count()} CPUs)")
-    if not (address or os.environ.get("RAY_ADDRESS")):
+    if address or os.environ.get("RAY_ADDRESS"):
+        check_address(address or os.environ["RAY_ADDRESS"])
+    else:
         _check_fits(spec, num_cpus or os.cpu_count() or 1)
     if not sweep_dir.is_remote(spec.storage_path):
         sweep_dir.check_writable_dir(experiment_dir(spec), "storage_path: sweep directory")
@@ -144,6 +206,25 @@ def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> b
     except ConnectionError as exc:
         raise SweepError(f"no Ray cluster at {address}: {exc}") from None
     return True
+
+
+@contextmanager
+def _deleted_checkpoints_tolerated():
+    """Tune deletes a trial's checkpoints beyond ``num_to_keep`` as it records new ones, and the
+    experiment snapshot a resume starts from can be older than a deletion (a killed driver's is up to
+    ``checkpoint_period_s`` old): deleting one already gone then logged an ERROR traceback per trial
+    (``Path not found: .../checkpoint_000000``) and skipped the rest of Tune's checkpoint bookkeeping.
+    Gone is what deleting wants. Private Ray API (2.60); test_resume_faults.py fails if it moves."""
+    from ray.train._internal import checkpoint_manager
+
+    delete = checkpoint_manager._delete_fs_path
+
+    def delete_if_there(fs, fs_path: str) -> None:
+        with suppress(FileNotFoundError):
+            delete(fs=fs, fs_path=fs_path)
+
+    with mock.patch.object(checkpoint_manager, "_delete_fs_path", delete_if_there):
+        yield
 
 
 def _live_view(spec: SweepSpec, exp_dir: str):
@@ -235,7 +316,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
             print(f"hyco: warning: {exc}; trials stay PENDING until nodes that large join", file=sys.stderr)
     tic = time.time()
     try:
-        build_tuner(spec, exp_dir, resume, after_epoch, reuse_workers).fit()
+        with _deleted_checkpoints_tolerated():  # a resumed snapshot may name checkpoints deleted since
+            build_tuner(spec, exp_dir, resume, after_epoch, reuse_workers).fit()
         if resume and local:
             sweep = load_sweep(exp_dir)
             if not sweep.by_outcome("unfinished") and len(sweep.trials) < spec.num_samples:

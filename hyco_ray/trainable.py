@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -28,7 +29,7 @@ from ray import tune
 from hyco.config import config_to_yaml
 from hyco.config.schedule import schedule_from_history
 from hyco.data import Dataset, build_dataset
-from hyco.errors import TrainingError
+from hyco.errors import HycoError, TrainingError
 from hyco.physics import make_problem
 from hyco.run import check_finite, evaluate_trainer, load_checkpoint, write_figures
 from hyco.runtime import configure, environment
@@ -78,6 +79,9 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
             state = load_checkpoint(Path(ckpt_dir) / STATE_FILE, map_location=device)
             if (Path(ckpt_dir) / HISTORY_FILE).exists():
                 reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
+    unseen, newer = [], _unrecorded_checkpoint(trial_dir, checkpoint, reported, trial_id, device)
+    if newer is not None:  # epochs Tune did not record before it stopped: reported below, not trained again
+        state, unseen, reported = newer[1], newer[2][len(reported):], newer[2]
     restored_from = int(state["epoch"]) if state else 0
     settings = {k: getattr(v := config[k], "item", lambda: v)() for k in spec.space if k in config}  # numpy: plain
     first, steps = schedule_from_history(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
@@ -94,6 +98,13 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
              "trial_id": trial_id, "settings": settings, "env": {k: str(v) for k, v in env.items()},
              "defaults": bool(spec.defaults) and settings == spec.defaults}  # the base config's own values
 
+    for i, row in enumerate(unseen, 1):  # as first reported (epochs.jsonl has them); the last with its checkpoint
+        if i < len(unseen):
+            tune.report(row)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(newer[0], tmp, dirs_exist_ok=True)  # Tune may write its next checkpoint there
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
     try:
         for metrics in trainer.fit():
             check_finite(metrics)
@@ -121,6 +132,25 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
         worst = math.inf if spec.mode == "min" else -math.inf
         epoch = getattr(exc, "epoch", None) or trainer.epoch + 1
         tune.report({"epoch": epoch, spec.metric: worst, "training_error": str(exc), **extra})
+
+
+def _unrecorded_checkpoint(trial_dir: Path, given, history: list[dict], trial_id: str | None, device: str):
+    """This trial's own checkpoint newer than the one Tune restores it from (``given``, None: from the
+    start), as ``(dir, trainer state, history)``. A trial finishes the epoch it is training after
+    Ctrl-C and saves its checkpoint, but Tune's last experiment snapshot is older (and a killed driver's
+    periodic one older still), so Tune restores the checkpoint before it and the epoch was trained twice.
+    None where there is none, it is another trial's lineage, or it is unreadable (killed mid-write)."""
+    if trial_id is None or (given is not None and Path(given.path).resolve().parent != trial_dir.resolve()):
+        return None  # outside Tune, a remote sweep, or a PBT exploit (another trial's checkpoint)
+    for ckpt in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+        try:
+            rows = json.loads((ckpt / HISTORY_FILE).read_text())
+            if not (len(rows) > len(history) and rows[:len(history)] == history and rows[-1].get("trial_id") == trial_id):
+                continue
+            return ckpt, load_checkpoint(ckpt / STATE_FILE, map_location=device), rows
+        except (OSError, ValueError, HycoError):
+            continue
+    return None
 
 
 def _write_lineage(trial_dir: Path, rows: list[dict], settings: dict, trial_id: str | None, next_epoch: int) -> None:
