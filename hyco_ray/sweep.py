@@ -75,12 +75,22 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"{', '.join(f'{m} {k}' for k, m in spec.objectives.items())}" if spec.multi_objective else ""),
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
         f"early stopping: {stop}",
-        f"searcher: Tune's random sampler (seed {sea.seed}) draws the population" if sch.type == "pbt" else
+        f"searcher: Tune's random sampler (seed {sea.seed}) draws the population; the trials are written to study "
+        f"{sweep_dir.study_name(spec)} in {_study_where(spec, exp_dir)} when the sweep ends" if sch.type == "pbt" else
         f"searcher: optuna {sea.sampler} (seed {sea.seed}), study {sweep_dir.study_name(spec)} in "
-        f"{study_storage_url(spec, exp_dir) or 'memory'}",
+        f"{_study_where(spec, exp_dir)}",
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
     ])
+
+
+def _study_where(spec: SweepSpec, exp_dir: str) -> str:
+    """The study's storage, or why it is lost with the driver (and what keeps it)."""
+    url = study_storage_url(spec, exp_dir)
+    if spec.scheduler.type == "pbt" and (url is None or sweep_dir.is_remote(exp_dir)):
+        return "no database (a PBT study is built from a local sweep directory: hyco report on a local copy writes it)"
+    return url or ("memory (lost when the driver ends: give --study-storage journal:///<shared disk>/study.log "
+                   "or a database URL, docs/cluster.md)" if spec.searcher.storage == "auto" else "memory")
 
 
 def prepare_data(spec: SweepSpec) -> str:
@@ -269,6 +279,10 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         if started:
             ray.shutdown()
             leftovers.forget()
+    if local:  # one experiment for Ray's readers, whatever Tune runs the sweep took (sweep_dir)
+        sweep_dir.merge_experiment_states(exp_dir)
+        if spec.scheduler.type == "pbt":
+            sweep_dir.write_pbt_study(load_sweep(exp_dir))
     wall = time.time() - tic
     if not local:
         msg = f"sweep finished in {wall:.0f} s; results in {exp_dir} (copy it locally for hyco report/export)"
