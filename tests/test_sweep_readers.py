@@ -17,7 +17,7 @@ from sweep_util import write_space
 from hyco_ray.analysis import summary_text, trials_table
 from hyco_ray.cli import main
 from hyco_ray.space import load_space
-from hyco_ray.sweep_dir import Sweep, TrialRecord, optuna_storage
+from hyco_ray.sweep_dir import Sweep, TrialRecord
 
 OBJECTIVES = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
 
@@ -76,6 +76,7 @@ def test_a_remote_sweeps_study_survives_in_a_journal_file(tmp_path):
     from sweep_util import start_shared_ray
 
     from hyco_ray.sweep import run_sweep
+    from hyco_ray.sweep_dir import optuna_storage
 
     journal = f"journal://{tmp_path}/shared/study.log"
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=1, num_samples=2)
