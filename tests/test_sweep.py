@@ -503,7 +503,7 @@ def test_rays_own_readers_see_every_trial_of_an_extended_sweep(grown_sweep):
 
     _, more = grown_sweep
     sweep = load_sweep(more.experiment_dir)
-    assert len(list(Path(more.experiment_dir).glob("experiment_state-*.json"))) == 2  # two Tune runs
+    assert len(list(Path(more.experiment_dir).glob("experiment_state-*.json"))) >= 2  # a run added trials
     ids, best = sorted(t.trial_id for t in sweep.trials), sweep.best().trial_id
     analysis = ExperimentAnalysis(more.experiment_dir)
     assert sorted(t.trial_id for t in analysis.trials) == ids and len(ids) == 3
