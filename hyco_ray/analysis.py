@@ -18,7 +18,7 @@ from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
 from hyco_ray import figures as sweep_figures
 from hyco_ray.noise import margin_columns, noise_lines
-from hyco_ray.sweep_dir import TRIAL_CONFIG_FILE, Sweep, check_writable_dir, load_sweep
+from hyco_ray.sweep_dir import LINEAGE_FILE, TRIAL_CONFIG_FILE, Sweep, check_writable_dir, load_sweep, write_pbt_study
 
 
 def _fmt(v: Any) -> str:
@@ -34,13 +34,16 @@ def summary_text(sweep: Sweep, wall_s: float | None = None) -> str:
              f"trials: {started} started of num_samples {spec.num_samples}: {counts['complete']} complete, "
              f"{counts['stopped']} stopped early by ASHA, {counts['diverged']} diverged (NaN or inf), "
              f"{counts['error']} errored, {counts['unfinished']} unfinished{wall}"]
+    # the trial hyco export writes: the best one, or the knee of a multi-objective front (not the best by metric)
+    label = "chosen trial (the knee of the Pareto front, hyco export's default)" if spec.multi_objective else "best trial"
     try:
-        best = sweep.best()
+        best = sweep.default_pick()
     except HycoError as exc:
-        lines.append(f"best trial: none ({exc})")
+        lines.append(f"{label}: none ({exc})")
     else:
-        shown = ", ".join(f"{k} = {_fmt(best.final.get(k))}" for k in (spec.metric, "param_error") if k in best.final)
-        lines += [f"best trial: {best.trial_id} ({best.epochs} epochs): {shown}",
+        keys = dict.fromkeys([*spec.objectives, spec.metric, "param_error"])
+        shown = ", ".join(f"{k} = {_fmt(best.final.get(k))}" for k in keys if k in best.final)
+        lines += [f"{label}: {best.trial_id} ({best.epochs} epochs): {shown}",
                   *(f"    {k}={_fmt(v)}" for k, v in best.params.items()),
                   f"    full config: hyco export {sweep.path} -o best.yaml; rerun: hyco train --config-file best.yaml"]
     lines += _defaults_lines(sweep) + noise_lines(sweep)
@@ -67,12 +70,13 @@ def _defaults_lines(sweep: Sweep) -> list[str]:
     line = (f"defaults trial: {ref.trial_id} ({ref.epochs} epochs, {ref.outcome(spec.max_t)}): "
             + ", ".join(f"{k} = {_fmt(ref.value(k))}" for k in metrics if k in ref.final))
     try:
-        best = sweep.best()
+        best = sweep.default_pick()
     except HycoError:
         return [line]
     ratios = ", ".join(f"{k} {best.value(k) / ref.value(k):.3g}" for k in metrics
                        if k in best.final and math.isfinite(ref.value(k)) and ref.value(k) != 0)
-    return [line, f"    best / defaults: {ratios}" + (" (the defaults are the best trial)" if best is ref else "")]
+    name = "knee" if spec.multi_objective else "best"
+    return [line, f"    {name} / defaults: {ratios}" + (f" (the defaults are the {name} trial)" if best is ref else "")]
 
 
 def _front_lines(sweep: Sweep) -> list[str]:
@@ -107,6 +111,7 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
         f"# {', '.join(f'{k} = {_fmt(trial.value(k))}' for k in dict.fromkeys([spec.metric, *spec.objectives]))} "
         f"after {trial.epochs} epochs; "
         + ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
+        *_schedule_lines(trial),
         f"# base config {spec.base!r} with overrides: {' '.join(spec.trial_overrides(trial.params, threads))}",
         "# trial environment: " + ", ".join(f"{k}={v}" for k, v in env.items()),
         f"# trial ran on {trial.final.get('hostname', '?')}, device {trial.final.get('device', 'cpu')}, "
@@ -118,14 +123,36 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     return out
 
 
+#: the scores of a trial's last epoch in the trials table, after the sweep's metric and objectives:
+#: val_loss and its parts (S's and P's errors), param_error, and the test split's (complete trials only)
+TABLE_METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error",
+                 "test_loss", "test_loss_synthetic", "test_loss_physical")
+
+
+def _schedule_lines(trial) -> list[str]:
+    """A PBT trial's settings per epoch segment (``schedule.json``), as the export's header says them;
+    the config below replays them (``trainer_params.schedule``). None for a trial of one setting."""
+    path = Path(trial.path) / LINEAGE_FILE
+    segments = json.loads(path.read_text()) if path.is_file() else []
+    if len(segments) < 2:
+        return []
+    ends = [s["from_epoch"] - 1 for s in segments[1:]] + [trial.epochs]
+    return ["# PBT schedule (the settings above are the last segment's; trainer_params.schedule below replays it):",
+            *(f"#   epochs {s['from_epoch']}-{end}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in (s["settings"] or {}).items())
+              + f" (trained by {s['trained_by']}" + (", exploited its checkpoint" if s["exploit"] else "") + ")"
+              for s, end in zip(segments, ends))]
+
+
 def trials_table(sweep: Sweep, ranked: bool = False) -> pd.DataFrame:
-    """One row per trial (outcome, epochs, trial-epochs run, metric, param_error, failures, sampled
-    values) in the order they finished; ``ranked``: complete trials first, best first."""
+    """One row per trial (outcome, epochs, trial-epochs run, metric, objectives, val_loss and its
+    parts, param_error, test metrics, failures, sampled values) in the order they finished;
+    ``ranked``: complete trials first, best first. Every trial of every Tune run of the sweep (Ray's
+    own readers see one run only before ``hyco tune --resume`` merges them, docs/reliability.md)."""
     spec = sweep.spec
+    metrics = list(dict.fromkeys([spec.metric, *spec.objectives, *TABLE_METRICS]))
     table = pd.DataFrame([{"trial_id": t.trial_id, "defaults": bool(t.history and t.history[0].get("defaults")),
                            "outcome": t.outcome(spec.max_t), "epochs": t.epochs,
-                           "trial-epochs": t.trial_epochs, spec.metric: t.value(spec.metric), "param_error": t.value("param_error"),
-                           **{k: t.value(k) for k in spec.objectives},
+                           "trial-epochs": t.trial_epochs, **{k: t.value(k) for k in metrics},
                            "failures": t.num_failures, **{k: t.params.get(k) for k in spec.space}}
                           for t in sweep.trials])
     keys = {"_done": table.outcome != "complete", "_value": table[spec.metric] * (1 if spec.mode == "min" else -1)}
@@ -210,6 +237,8 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, compa
     sweep, others = load_sweep(sweep_dir), [load_sweep(d) for d in compare]
     out = check_writable_dir(Path(out_dir) if out_dir else sweep.path / "report", "report directory", create=True)
     table, study = margin_columns(trials_table(sweep, ranked=True), sweep), sweep.study()
+    if study is None and sweep.spec.scheduler.type == "pbt" and sweep.spec.searcher.storage == "auto":  # a local copy of a remote one
+        study = write_pbt_study(sweep)
     files = {"curves": save(plot_curves(sweep), out / "curves.png"), **plot_study(study, out, sweep),
              **({"pareto": save(plot_pareto(sweep), out / "pareto.png")} if sweep.spec.multi_objective else {}),
              "csv": out / "trials.csv", "markdown": out / "report.md", "importances": out / "importances.json"}

@@ -205,6 +205,8 @@ SPACE_FLAGS = [
     ("--metric", str, "metric", "metric to optimise (default: the file's, else val_loss)"),
     ("--mode", str, "mode", "min or max: minimise or maximise --metric"),
     ("--gpus-per-trial", float, "resources.gpu", "GPUs per trial (fractions share a GPU)"),
+    ("--study-storage", str, "searcher.storage", "Optuna study storage: auto (optuna.db in the sweep dir), "
+     "sqlite:////abs/study.db, postgresql://..., or journal:///shared/disk/study.log (for an s3:// storage path)"),
 ]
 
 

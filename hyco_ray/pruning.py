@@ -1,6 +1,8 @@
 """The Optuna searcher of a sweep, on Optuna's public ask-and-tell interface: each epoch is an
 intermediate value, a trial stopped before ``max_t`` is PRUNED (Ray's ``OptunaSearch`` tells its
-short-run loss as COMPLETE, which misleads TPE), each trial has the user attribute ``ray_trial_id``;
+short-run loss as COMPLETE, which misleads TPE), each trial has the user attribute ``ray_trial_id``
+and, once it ends, every number of its last result (val and test metrics, ``param_error``) as user
+attributes; the study's ``metric_names`` are the objectives (plots and optuna-dashboard name them);
 ``first`` (the base config's defaults) is enqueued, so it is the first trial.
 
 Multi-objective (``objectives``): Optuna refuses intermediate values there, so epochs are not
@@ -17,6 +19,7 @@ import math
 import numbers
 import pickle
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from hyco_ray.names import DIRECTIONS, STEP_KEY
+from hyco_ray.sweep_dir import trial_metrics
 
 _LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
 
@@ -55,6 +59,9 @@ class PruningOptunaSearch(Searcher):
         modes = list(self._objectives.values()) or [mode]
         self._study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, load_if_exists=True,
                                           directions=[DIRECTIONS[m] for m in modes])
+        with warnings.catch_warnings():  # Optuna 5.1 still marks it experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._study.set_metric_names(list(self._objectives) or [metric])  # else "Objective 0" everywhere
         if first:  # the defaults: Optuna's first trial (once: an existing study already holds it)
             self._study.enqueue_trial(first, skip_if_exists=True)
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
@@ -83,6 +90,8 @@ class PruningOptunaSearch(Searcher):
         result = result or {}
         self.on_trial_result(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
         trial, values = self._trials.pop(trial_id), [result.get(k) for k in self._objectives or [self.metric]]
+        for key, value in trial_metrics(result).items():  # val and test metrics, param_error, ...
+            trial.set_user_attr(key, value)
         if "training_error" in result:
             trial.set_user_attr("outcome", "diverged")  # as Tune's summary says; PRUNED keeps TPE away
         finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import optuna
-
 from hyco.registry import Registry
 from hyco_ray.names import STEP_KEY, build_sampler
 
@@ -34,7 +32,7 @@ def mlflow_logger(spec, experiment_dir):
 def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
     """The Optuna searcher (``seed_offset``: trials added to an existing study draw new points)."""
     from hyco_ray.pruning import PruningOptunaSearch
-    from hyco_ray.sweep_dir import study_name
+    from hyco_ray.sweep_dir import optuna_storage, study_name
 
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},
@@ -42,7 +40,7 @@ def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
         mode=spec.mode,
         objectives=spec.objectives,
         sampler=build_sampler(spec, spec.searcher.seed + seed_offset),
-        storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
+        storage=optuna_storage(storage_url) if storage_url else None,
         study_name=study_name(spec),
         max_t=spec.max_t,
         first=spec.defaults or None,

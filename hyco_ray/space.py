@@ -83,7 +83,7 @@ class SearcherSpec:
     sampler: str = "tpe"  # a name in hyco_ray.names.SAMPLERS: tpe | random | nsga2 (multi-objective only)
     seed: int = 0
     n_startup_trials: int = 4
-    storage: str | None = "auto"  # auto (sqlite in the sweep dir) | sqlite:///... | null (in memory)
+    storage: str | None = "auto"  # auto (sqlite in the sweep dir) | sqlite:///... | journal:///... | null (in memory)
     study_name: str | None = None  # defaults to the sweep name
 
 
@@ -269,7 +269,8 @@ def check_spec(spec: SweepSpec, where: str) -> None:
         ("searcher.sampler", sea.sampler, sea.sampler in SAMPLERS, f"one of {SAMPLERS.names()}"),
         ("searcher.n_startup_trials", sea.n_startup_trials, sea.n_startup_trials >= 0, ">= 0"),
         ("searcher.storage", sea.storage, sea.storage in (None, "auto") or "://" in sea.storage,
-         "auto, null or a database URL such as sqlite:////abs/path/study.db"),
+         "auto, null, a database URL such as sqlite:////abs/path/study.db, or an Optuna journal file "
+         "journal:///abs/path/study.log"),
         ("resources.cpu", res.cpu, res.cpu > 0, "> 0 (fractions allowed)"),
         ("resources.gpu", res.gpu, res.gpu >= 0 and (res.gpu <= 1 or res.gpu == int(res.gpu)),
          ">= 0: a fraction of one GPU or a whole number"),

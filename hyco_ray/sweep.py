@@ -63,8 +63,9 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     state = "exists (continue it with --resume)" if Path(exp_dir, sweep_dir.SPEC_FILE).exists() else "new"
     ray_at = address or os.environ.get("RAY_ADDRESS") or f"a new local Ray with {num_cpus or os.cpu_count()} CPUs"
     space = "\n".join(f"    {k}: {p.kind.describe(p)}" for k, p in spec.space.items())
-    searcher = sch.describe_searcher(spec) or (f"optuna {sea.sampler} (seed {sea.seed}), study {sweep_dir.study_name(spec)} "
-                                               f"in {study_storage_url(spec, exp_dir) or 'memory'}")
+    searcher = (f"{sch.describe_searcher(spec)}; the trials are written to study {sweep_dir.study_name(spec)} in "
+                f"{_study_where(spec, exp_dir)} when the sweep ends" if sch.describe_searcher(spec) else
+                f"optuna {sea.sampler} (seed {sea.seed}), study {sweep_dir.study_name(spec)} in {_study_where(spec, exp_dir)}")
     return "\n".join([
         f"sweep {spec.name}{' (resume)' if resume else ''}: {spec.num_samples} trials, at most {spec.max_concurrent} at a time",
         f"base config {spec.base}; fixed overrides: {' '.join(spec.overrides)}",
@@ -78,6 +79,15 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"sweep directory: {exp_dir} ({state})",
         f"Ray: {ray_at}",
     ])
+
+
+def _study_where(spec: SweepSpec, exp_dir: str) -> str:
+    """The study's storage, or why it is lost with the driver (and what keeps it)."""
+    url = study_storage_url(spec, exp_dir)
+    if spec.scheduler.type == "pbt" and (url is None or sweep_dir.is_remote(exp_dir)):
+        return "no database (a PBT study is built from a local sweep directory: hyco report on a local copy writes it)"
+    return url or ("memory (lost when the driver ends: give --study-storage journal:///<shared disk>/study.log "
+                   "or a database URL, docs/cluster.md)" if spec.searcher.storage == "auto" else "memory")
 
 
 def prepare_data(spec: SweepSpec) -> str:
@@ -328,6 +338,10 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         if started:
             ray.shutdown()
             leftovers.forget()
+    if local:  # one experiment for Ray's readers, whatever Tune runs the sweep took (sweep_dir)
+        sweep_dir.merge_experiment_states(exp_dir)
+        if spec.scheduler.type == "pbt":
+            sweep_dir.write_pbt_study(load_sweep(exp_dir))
     wall = time.time() - tic
     if not local:
         msg = f"sweep finished in {wall:.0f} s; results in {exp_dir} (copy it locally for hyco report/export)"

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,10 +125,41 @@ def study_name(spec: SweepSpec) -> str:
 
 
 def study_storage_url(spec: SweepSpec, exp_dir: str) -> str | None:
-    """The study's database: ``auto`` puts a SQLite file into a local sweep directory."""
+    """The study's database: ``auto`` puts a SQLite file into a local sweep directory; a sweep on
+    ``s3://`` keeps it in memory unless ``searcher.storage`` (``--study-storage``) names one that
+    outlives the driver (docs/cluster.md)."""
     if spec.searcher.storage != "auto":
         return spec.searcher.storage
     return None if is_remote(exp_dir) else f"sqlite:///{exp_dir}/{STUDY_FILE}"  # s3:// etc.: in memory
+
+
+#: ``searcher.storage`` scheme of an Optuna journal file (append-only, on a disk every node shares)
+JOURNAL_SCHEME = "journal://"
+
+
+def optuna_storage(url: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage of a ``searcher.storage`` URL: ``journal:///abs/path/study.log`` is Optuna's
+    JournalStorage in that file (shared disk: NFS/EFS; an open-file lock, which NFS honours), any other
+    URL a database (``sqlite:////abs/path.db``, ``postgresql://user@head:5432/hyco``)."""
+    if url.startswith(JOURNAL_SCHEME):
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        path = url[len(JOURNAL_SCHEME):]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    return optuna.storages.RDBStorage(url)
+
+
+#: a result's numbers that are Tune's bookkeeping or ours, not a trial's scores
+NOT_METRICS = frozenset({"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid", "done_at",
+                         "restored_from_epoch", "num_threads", "iterations_since_restore", "time_since_restore"})
+
+
+def trial_metrics(result: dict) -> dict[str, float | int]:
+    """Every finite number a trial reported in ``result`` (val, test and train metrics, ``param_error``,
+    ``epoch``): its Optuna trial's user attributes, so the study alone says what a trial scored."""
+    return {k: int(v) if isinstance(v, numbers.Integral) else float(v) for k, v in result.items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool) and k not in NOT_METRICS and math.isfinite(v)}
 
 
 @dataclass
@@ -228,7 +261,7 @@ class Sweep:
         url = study_storage_url(self.spec, str(self.path))
         if url and self.spec.searcher.storage == "auto" and not (self.path / STUDY_FILE).exists():
             url = None
-        return optuna.load_study(study_name=study_name(self.spec), storage=url) if url else None
+        return optuna.load_study(study_name=study_name(self.spec), storage=optuna_storage(url)) if url else None
 
 
 def _read_history(path: Path) -> tuple[list[dict], int]:
@@ -267,3 +300,75 @@ def load_sweep(path: str | Path) -> Sweep:
                                   float(run.get("last_result_time") or math.inf), trained))
     trials.sort(key=lambda r: (r.finished_at, r.path))
     return Sweep(path, spec, trials)
+
+
+def merge_experiment_states(exp_dir: str | Path) -> int:
+    """Make the newest ``experiment_state-*.json`` hold every trial of the sweep; returns how many it
+    gained. ``--resume --num-samples N`` adds trials in a new Tune run in the same directory (Tune
+    cannot add trials to a restored run, ray-project/ray#18847), and Ray's readers
+    (``ExperimentAnalysis``, ``Tuner.restore(...).get_results()``) read the newest state file only
+    (ray-project/ray#5090): without this they saw the added trials alone and named the wrong best.
+    JSON in, JSON out (trials of older runs copied verbatim); written to a temporary file, then renamed."""
+    files = sorted(Path(exp_dir).glob("experiment_state-*.json"))  # timestamped names: oldest first
+    if len(files) < 2:
+        return 0
+    newest = json.loads(files[-1].read_text())
+    have = {json.loads(trial)["trial_id"] for trial, _ in newest["trial_data"]}
+    older: dict[str, list] = {}
+    for state_file in files[:-1]:
+        for trial, run in json.loads(state_file.read_text())["trial_data"]:
+            if (trial_id := json.loads(trial)["trial_id"]) not in have:
+                older[trial_id] = [trial, run]  # a later state of the same trial wins
+    if not older:
+        return 0
+    newest["trial_data"] = [*older.values(), *newest["trial_data"]]
+    tmp = files[-1].with_name(f".{files[-1].name}.tmp")
+    tmp.write_text(json.dumps(newest))
+    os.replace(tmp, files[-1])
+    return len(older)
+
+
+def write_pbt_study(sweep: Sweep) -> optuna.Study | None:
+    """A PBT sweep's trials as an Optuna study, so that optuna-dashboard, ``optuna.importance`` and
+    ``hyco report`` read it as any other sweep's: PBT takes no searcher (Tune samples the population),
+    so no study exists while it runs. Each ended trial: its final settings as params, its metric per
+    epoch, the last value (COMPLETE) or PRUNED (stopped, diverged) or FAIL, and as user attributes
+    ``ray_trial_id``, ``outcome``, every number it reported last and ``schedule`` (its settings per
+    epoch segment, ``schedule.json``). Rewritten whole at each end of the sweep; None where the study
+    would live in memory (a remote sweep directory without ``searcher.storage``)."""
+    spec = sweep.spec
+    url = study_storage_url(spec, str(sweep.path))
+    if url is None:
+        return None
+    storage, name = optuna_storage(url), study_name(spec)
+    if name in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage, directions=spec.directions)
+    with warnings.catch_warnings():  # Optuna 5.1 still marks it experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([spec.metric])
+    space = {k: p.distribution() for k, p in spec.space.items()}
+    for t in sweep.trials:
+        outcome, value = t.outcome(spec.max_t), t.value(spec.metric)
+        if outcome == "unfinished":
+            continue
+        state = (optuna.trial.TrialState.COMPLETE if outcome == "complete" and math.isfinite(value)
+                 else optuna.trial.TrialState.FAIL if outcome == "error" else optuna.trial.TrialState.PRUNED)
+        params = {k: v for k, v in t.params.items() if k in space and _fits(space[k], v)}
+        lineage = Path(t.path) / LINEAGE_FILE
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=value if state == optuna.trial.TrialState.COMPLETE else None,
+            params=params, distributions={k: space[k] for k in params},
+            intermediate_values={int(r["epoch"]): float(r[spec.metric]) for r in t.history
+                                 if isinstance(r.get(spec.metric), (int, float)) and math.isfinite(r[spec.metric])},
+            user_attrs={**trial_metrics(t.final), "ray_trial_id": t.trial_id, "outcome": outcome,
+                        "schedule": json.loads(lineage.read_text()) if lineage.is_file() else []}))
+    return study
+
+
+def _fits(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether Optuna takes ``value`` as a sample of ``distribution`` (PBT's perturbations are clipped to it)."""
+    try:
+        return distribution._contains(distribution.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False

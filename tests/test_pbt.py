@@ -124,6 +124,34 @@ def _last_checkpointed_epoch(trial_dir: Path) -> int:
 
 
 @pytest.mark.slow
+def test_a_pbt_sweep_writes_its_study_and_its_export_lists_the_schedule(pbt_sweep, tmp_path):
+    """21.13 and 21.17: a PBT sweep wrote no optuna.db (no dashboard, no importances); a PBT export's
+    header listed the final settings only, not the schedule its config replays."""
+    import optuna
+
+    from hyco_ray.cli import main
+
+    spec, outcome, sweep = pbt_sweep
+    study = sweep.study()
+    assert study is not None and study.metric_names == [spec.metric]
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_ray_id) == sorted(t.trial_id for t in sweep.trials)
+    for trial in sweep.trials:
+        ot = by_ray_id[trial.trial_id]
+        assert ot.state == optuna.trial.TrialState.COMPLETE and ot.value == trial.value(spec.metric)
+        assert ot.params == trial.params and ot.user_attrs["test_loss"] == trial.final["test_loss"]
+        assert ot.user_attrs["schedule"] == json.loads(Path(trial.path, "schedule.json").read_text())
+        assert ot.intermediate_values == {r["epoch"]: r[spec.metric] for r in trial.history}
+    trial = next(t for t in sweep.trials if _exploited(t))
+    out = tmp_path / "pbt.yaml"
+    assert main(["export", outcome.experiment_dir, "--trial", trial.trial_id, "-o", str(out)]) == 0
+    segments = json.loads(Path(trial.path, "schedule.json").read_text())
+    header = [line for line in out.read_text().splitlines() if line.startswith("#   epochs ")]
+    assert len(header) == len(segments) >= 2 and header[0].startswith(f"#   epochs 1-{segments[1]['from_epoch'] - 1}: ")
+    assert "exploited its checkpoint" in "\n".join(header) and header[-1].split(":")[0] == f"#   epochs {segments[-1]['from_epoch']}-{EPOCHS}"
+
+
+@pytest.mark.slow
 def test_pbt_sweep_resumes_after_sigint_without_rerunning(tmp_path):
     """Stopped by SIGINT to its group part-way (Ctrl-C in a terminal), the PBT sweep finishes with
     the printed hint. Trials that had finished (as the stopped driver recorded them) report nothing

@@ -191,6 +191,41 @@ def test_complete_trials_leave_figures_test_metrics_and_evaluate(asha_sweep, cap
     assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == sorted(t.trial_id for t in sweep.trials)
 
 
+def test_the_study_names_its_metric_and_each_trial_holds_what_it_reported(asha_sweep):
+    """21.13: the study had no metric_names (plots said "Objective 0") and its trials carried only
+    ray_trial_id: now every number of a trial's last result, test metrics of complete trials too."""
+    spec, _, sweep = asha_sweep
+    study = sweep.study()
+    assert study.metric_names == [spec.metric]
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    for trial in sweep.trials:
+        attrs = by_ray_id[trial.trial_id].user_attrs
+        for key in ("epoch", "val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "train_loss"):
+            assert attrs[key] == trial.final[key], (trial.trial_id, key)
+        tested = [k in attrs for k in ("test_loss", "test_loss_synthetic", "test_loss_physical")]
+        assert tested == [trial.outcome(spec.max_t) == "complete"] * 3, (trial.trial_id, attrs)
+
+
+def test_report_and_test_metrics_hold_the_val_loss_parts_and_the_test_loss(asha_sweep, tmp_path):
+    """21.17: trials.csv / report.md lacked val_loss's parts and the test metrics; test_metrics.json
+    lacked the combined test loss (the geometric mean, as val_loss)."""
+    spec, outcome, sweep = asha_sweep
+    files = write_report(outcome.experiment_dir, tmp_path / "report")
+    table = pd.read_csv(files["csv"], dtype={"trial_id": str}).set_index("trial_id")
+    keys = ["val_loss", "val_loss_synthetic", "val_loss_physical", "param_error", "test_loss",
+            "test_loss_synthetic", "test_loss_physical"]
+    assert set(keys) <= set(table.columns) and all(f" {k} |" in files["markdown"].read_text() for k in keys)
+    for trial in sweep.trials:
+        row = table.loc[trial.trial_id]
+        assert row.val_loss_physical == pytest.approx(trial.final["val_loss_physical"], rel=1e-12)
+        if trial.outcome(spec.max_t) != "complete":
+            assert math.isnan(row.test_loss)
+            continue
+        saved = json.loads((Path(trial.path) / "test_metrics.json").read_text())
+        assert saved["test_loss"] == trial.final["test_loss"] == pytest.approx(row.test_loss, rel=1e-12)
+        assert saved["test_loss"] == pytest.approx(math.sqrt(saved["test_loss_synthetic"] * saved["test_loss_physical"]))
+
+
 def test_a_second_start_of_the_same_sweep_asks_for_resume(asha_sweep, no_shared_ray):
     spec, _, _ = asha_sweep
     with pytest.raises(SweepError, match="--resume"):
@@ -460,6 +495,28 @@ def test_a_killed_console_process_stops_its_driver_resumably(tmp_path):
     assert not (leftovers.state_dir() / f"{driver.pid}.json").exists()
 
 
+def test_rays_own_readers_see_every_trial_of_an_extended_sweep(grown_sweep):
+    """21.10: after `--resume --num-samples 3` (a second Tune run in the sweep directory),
+    ExperimentAnalysis and Tuner.restore(...).get_results() read the newest run's state only: 1 of 3
+    trials. The state files are merged: Ray's readers see every trial and the same best as hyco's."""
+    from ray import tune
+    from ray.tune import ExperimentAnalysis
+
+    from hyco_ray.trainable import make_trainable
+
+    _, more = grown_sweep
+    sweep = load_sweep(more.experiment_dir)
+    assert len(list(Path(more.experiment_dir).glob("experiment_state-*.json"))) >= 2  # a run added trials
+    ids, best = sorted(t.trial_id for t in sweep.trials), sweep.best().trial_id
+    analysis = ExperimentAnalysis(more.experiment_dir)
+    assert sorted(t.trial_id for t in analysis.trials) == ids and len(ids) == 3
+    assert analysis.get_best_trial("val_loss", "min", "last").trial_id == best
+    assert {t.trial_id: t.status for t in analysis.trials} == dict.fromkeys(ids, "TERMINATED")
+    results = tune.Tuner.restore(more.experiment_dir, make_trainable(sweep.spec)).get_results()
+    assert sorted(r.metrics["trial_id"] for r in results) == ids and not results.errors
+    assert results.get_best_result("val_loss", "min").metrics["trial_id"] == best
+
+
 #: half the domain observed, with noise: S's and P's errors pull apart as the data weights vary
 CONFLICT = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]", "data.observation.noise=0.02"]
 OBJECTIVES = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
@@ -510,6 +567,15 @@ def test_multi_objective_study_holds_each_trials_last_result_row(mo_sweep):
         assert ot.state == optuna.trial.TrialState.COMPLETE and ot.intermediate_values == {}
         assert ot.values == [trial.final[k] for k in OBJECTIVES]
     assert {t.user_attrs["ray_trial_id"] for t in study.best_trials} == {t.trial_id for t in sweep.pareto_front()}
+
+
+def test_the_multi_objective_study_names_its_objectives(mo_sweep):
+    """21.13: optuna-dashboard and Optuna's plots said "Objective 0", "Objective 1"."""
+    spec, _, sweep = mo_sweep
+    study = sweep.study()
+    assert study.metric_names == list(OBJECTIVES)
+    for trial in study.trials:
+        assert {*OBJECTIVES, "val_loss", "param_error", "test_loss"} <= set(trial.user_attrs)
 
 
 def test_export_of_a_front_member_reruns_to_its_objectives(mo_sweep, tmp_path):

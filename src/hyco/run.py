@@ -160,6 +160,7 @@ def evaluate_trainer(trainer: HybridTrainer, run_dir: Path) -> dict:
         raise HycoError("trainer_params.test_sim is empty: nothing to evaluate")
     scores = trainer.evaluate(trainer.dataset.test)
     result = {
+        "test_loss": trainer.combined_loss(scores),  # as val_loss combines the val scores
         "test_loss_synthetic": scores["loss_synthetic"],
         "test_loss_physical": scores["loss_physical"],
         "param_error": trainer.physical.param_error(),
