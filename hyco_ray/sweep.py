@@ -6,8 +6,10 @@ NFS) for the sweep directory (:mod:`hyco_ray.sweep_dir`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -32,10 +34,13 @@ class SweepOutcome:
     wall_s: float
     trials: int = 0
     errored: int = 0
+    disk_full: str = ""  # what could not be written: the sweep stopped resumably
 
     @property
     def exit_code(self) -> int:
-        """0 done, 130 interrupted (resumable), 1 every trial errored."""
+        """0 done, 130 interrupted (resumable), 1 every trial errored or the disk is full (resumable)."""
+        if self.disk_full:
+            return 1
         return 130 if not self.finished else int(bool(self.trials) and self.errored == self.trials)
 
 
@@ -169,6 +174,84 @@ def _live_view(spec: SweepSpec):
     return LiveView()
 
 
+def _stop_when_disk_full(exp_dir: str):
+    """Stops the sweep as Ctrl-C does (resumable) once a write into it failed for lack of space: a
+    trial's error says so, or the searcher could not write the study (``sweep_dir.disk_full``). Trials
+    would otherwise burn their retries on the same error and the driver die on Optuna's."""
+    from ray.tune import Callback
+
+    class StopWhenDiskFull(Callback):
+        def __init__(self) -> None:
+            self.stopping = False
+
+        def _check(self, trial) -> None:
+            error = Path(trial.error_file) if trial.error_file else None
+            if error is not None and error.is_file():
+                last = error.read_text(errors="replace").rsplit("Failure # ", 1)[-1]
+                if sweep_dir.is_disk_full(last):
+                    sweep_dir.note_disk_full(f"{sweep_dir.trial_dirname(trial.trial_id)}'s files")
+            self._stop_if_full()
+
+        def _stop_if_full(self) -> None:
+            if sweep_dir.disk_full and not self.stopping:
+                self.stopping = True
+                # Tune's own stop (its SIGINT/SIGUSR1 handler), called directly: unfinished trials stay
+                # resumable; its last experiment-state save fails on the full disk and keeps the old file
+                # and the failed trials' tasks whose results nobody reads now
+                for name in ("ray.tune.tune", "ray.tune.execution.experiment_state", "ray._private.worker"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+                sweep_dir.release_reserve(exp_dir)  # room for Tune's last save of its state
+                handler = signal.getsignal(signal.SIGUSR1)
+                if callable(handler):
+                    handler(signal.SIGUSR1, None)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self._check(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._check(trial)
+
+        def on_step_end(self, iteration, trials, **info):
+            self._stop_if_full()  # the searcher noted it
+
+    return StopWhenDiskFull()
+
+
+class _QuietDiskFull(logging.Filter):
+    """Tune logs each failed trial with a traceback: for a full disk, noted here, the sweep's final
+    line says it all (``_stop_when_disk_full`` stops the sweep)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and sweep_dir.is_disk_full(record.exc_info[1]):
+            sweep_dir.note_disk_full(f"{record.getMessage().rsplit(' ', 1)[-1]}'s files")  # "... for trial trial_<id>"
+            return False
+        return True
+
+
+def _quiet_disk_full_errors() -> None:
+    tune_log = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _QuietDiskFull) for f in tune_log.filters):
+        tune_log.addFilter(_QuietDiskFull())
+
+
+def check_resume_files(exp_dir: str) -> None:
+    """Read the state files ``Tuner.restore`` reads, first: Tune restarts a sweep from scratch (running
+    trials again) when it cannot read its searcher state. A damaged one: one line naming it. These are
+    pickles: a sweep directory must be trusted like code (docs/reliability.md)."""
+    import pickle
+
+    for pattern in ("tuner.pkl", "experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json"):
+        newest = max(Path(exp_dir).glob(pattern), default=None)  # the one Tune reads: timestamped names
+        if newest is None:
+            continue
+        try:
+            data = newest.read_bytes()
+            json.loads(data) if pattern.startswith("experiment_state") else pickle.loads(data)  # noqa: S301
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises
+            raise SweepError(f"{newest} is damaged ({type(exc).__name__}: {exc}); --resume cannot continue "
+                             "the sweep from it: restore the file, or start a new sweep with --name") from None
+
+
 def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True,
                 seed_offset: int = 0):
     """A fresh Tuner (``seed_offset``: trials already in the study, so added trials sample anew),
@@ -179,8 +262,10 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     from hyco_ray.trainable import make_trainable
 
     trainable = make_trainable(spec, after_epoch)
+    _quiet_disk_full_errors()
     if resume:
-        return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
+        return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False,
+                                  storage_filesystem=sweep_dir.storage_filesystem(exp_dir))
     storage_path, name = exp_dir.rsplit("/", 1)
     pbt = spec.scheduler.type == "pbt"  # Tune samples a PBT population itself (PBT takes no searcher)
     if pbt:
@@ -209,11 +294,12 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_path,
+            storage_filesystem=sweep_dir.storage_filesystem(exp_dir),  # write, then rename: a full disk leaves no half file
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             stop={STEP_KEY: spec.max_t} if pbt else None,  # ends a trial before PBT could exploit at max_t
             # PBT: a trial's checkpoint may be taken over after it saved more (Ray #27170): keep all
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None if pbt else 2),
-            callbacks=[_live_view(spec), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
+            callbacks=[_live_view(spec), _stop_when_disk_full(exp_dir), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
             verbose=0,
         ),
     )
@@ -238,12 +324,26 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         if not tune.Tuner.can_restore(exp_dir):
             raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
                              "start it again without --resume")
+        if local:
+            check_resume_files(exp_dir)
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
     preflight(spec, address, num_cpus)
+    lock = None
     if local:
         sweep_dir.check_writable_dir(exp_dir, "storage_path: sweep directory", create=True)
+        lock = sweep_dir.lock_sweep(exp_dir, spec.name)  # a second start of this sweep: one line
+        if not resume and tune.Tuner.can_restore(exp_dir):  # one that started while we checked
+            lock.close()
+            raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
+                             "or choose another name / --storage-path")
+        try:
+            sweep_dir.reserve(exp_dir)
+        except BaseException:
+            lock.close()
+            raise
+    sweep_dir.disk_full.clear()
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -260,7 +360,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     tic = time.time()
     try:
         build_tuner(spec, exp_dir, resume, after_epoch, reuse_workers).fit()
-        if resume and local:
+        if resume and local and not sweep_dir.disk_full:
             sweep = load_sweep(exp_dir)
             if not sweep.by_outcome("unfinished") and len(sweep.trials) < spec.num_samples:
                 print(f"adding {spec.num_samples - len(sweep.trials)} trials (num_samples {spec.num_samples})")
@@ -269,6 +369,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         if started:
             ray.shutdown()
             leftovers.forget()
+        if lock is not None:
+            sweep_dir.release_reserve(exp_dir)
+            lock.close()
     wall = time.time() - tic
     if not local:
         msg = f"sweep finished in {wall:.0f} s; results in {exp_dir} (copy it locally for hyco report/export)"
@@ -276,9 +379,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         return SweepOutcome(exp_dir, msg, True, wall)
     sweep = load_sweep(exp_dir)
     summary = summary_text(sweep, wall_s=wall)
-    sweep_dir.write_text(f"{exp_dir}/{sweep_dir.SUMMARY_FILE}", summary)
+    full = "; ".join(sweep_dir.disk_full)
+    if not full:
+        sweep_dir.reconcile_study(sweep)  # Optuna trials a full disk left RUNNING
+        sweep_dir.write_text(f"{exp_dir}/{sweep_dir.SUMMARY_FILE}", summary)
     print(summary)
-    return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished"), wall, len(sweep.trials), len(sweep.by_outcome("error")))
+    return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished"), wall, len(sweep.trials),
+                        len(sweep.by_outcome("error")), full)
 
 
 def debug_run(spec: SweepSpec, run_dir: str | Path | None = None, seed: int | None = None) -> dict:
