@@ -85,7 +85,7 @@ def test_state_files_are_written_then_renamed(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_full_disk_stops_the_sweep_resumably_and_the_resume_loses_nothing(tmp_path, capsys):
+def test_a_full_disk_stops_the_sweep_resumably_and_the_resume_loses_nothing(tmp_path):
     """Issue 21.1: the sweep directory on a 12 MB tmpfs that the test fills while trials run. The
     driver stops within a minute with one line naming the full disk and the resume command (no
     traceback; it died on Optuna's StorageInternalError), every state file reads whole (Tune's
@@ -127,10 +127,6 @@ def test_a_full_disk_stops_the_sweep_resumably_and_the_resume_loses_nothing(tmp_
         stopped = load_sweep(exp)
         finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in stopped.by_outcome("complete")}
         assert main(["report", str(exp), "-o", str(tmp_path / "report")]) == 0
-        capsys.readouterr()
-        assert main(["report", str(exp)]) == 1  # into the full disk: one line (a traceback before)
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("hyco: error: the disk is full writing "), err
 
         filler.unlink()
         assert main(hint.split()[1:]) == 0
