@@ -27,6 +27,7 @@ from hyco.errors import HycoError, TrainingError
 from hyco_ray import sweep
 from hyco_ray.analysis import export_best, write_report
 from hyco_ray.space import load_space
+from hyco_ray.sweep_dir import DISK_FULL_ERRNOS
 
 
 def _load(args: argparse.Namespace):
@@ -151,8 +152,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _stop_when_orphaned(os.getppid())
     outcome = sweep.run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
     print(f"sweep directory: {outcome.experiment_dir} ({outcome.wall_s:.0f} s)")
-    if outcome.exit_code == 130:
-        print(f"sweep interrupted; continue it with: {_resume_hint(args.argv)}")
+    again = _resume_hint(args.argv)
+    if outcome.disk_full:
+        print(f"hyco: error: the disk of {outcome.experiment_dir} is full (writing {outcome.disk_full} failed): the "
+              f"sweep stopped and its files are whole; free space, then continue it with: {again}", file=sys.stderr)
+    elif outcome.exit_code == 130:
+        print(f"sweep interrupted; continue it with: {again}")
     elif outcome.exit_code:
         print(f"hyco: error: every one of the {outcome.errored} trials errored; see the trial directories", file=sys.stderr)
     return outcome.exit_code
@@ -296,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     except HycoError as exc:
         print(f"hyco: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, TrainingError) else 2  # 1: the run itself failed (e.g. diverged)
+    except OSError as exc:
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        print(f"hyco: error: the disk is full writing {exc.filename or 'a file'} ({exc.strerror}): free space, "
+              "then run the same command again", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

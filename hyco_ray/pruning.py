@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from hyco_ray import sweep_dir
 from hyco_ray.names import DIRECTIONS, STEP_KEY
 from hyco_ray.sweep_dir import trial_metrics
 
@@ -67,13 +68,37 @@ class PruningOptunaSearch(Searcher):
         self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> its Optuna trial, until told
         self._steps: dict[str, set[int]] = {}  # epochs already reported (a restored trial repeats none)
 
-    def suggest(self, trial_id: str) -> dict[str, Any]:
-        trial = self._study.ask(self._space)
-        trial.set_user_attr("ray_trial_id", trial_id)
+    def _storage_full(self, exc: Exception) -> bool:
+        """A write to the study's database failed for lack of space: noted, and the sweep stops
+        (``hyco_ray.sweep``) resumably instead of dying on Optuna's ``StorageInternalError``."""
+        if not sweep_dir.is_disk_full(exc):
+            return False
+        sweep_dir.note_disk_full(f"the Optuna study {self._study.study_name!r}")
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if sweep_dir.disk_full:
+            return None  # the sweep is stopping; ask for nothing more
+        try:
+            trial = self._study.ask(self._space)
+            trial.set_user_attr("ray_trial_id", trial_id)
+        except optuna.exceptions.StorageInternalError as exc:
+            if self._storage_full(exc):
+                return None  # an asked trial without ray_trial_id is told FAIL on resume (reconcile_study)
+            raise
         self._trials[trial_id], self._steps[trial_id] = trial, set()
         return dict(trial.params)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        try:
+            self._on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._trials.pop(trial_id, None)  # told before a full disk kept this searcher's state from being saved
+        except optuna.exceptions.StorageInternalError as exc:
+            if not self._storage_full(exc):
+                raise
+
+    def _on_trial_result(self, trial_id: str, result: dict) -> None:
         if self._objectives:
             return  # Optuna takes no intermediate values in a multi-objective study
         value, step = result.get(self.metric), int(result.get(STEP_KEY) or 0)
@@ -89,7 +114,18 @@ class PruningOptunaSearch(Searcher):
             return
         result = result or {}
         self.on_trial_result(trial_id, result)  # the result that made ASHA stop the trial never reached on_trial_result
-        trial, values = self._trials.pop(trial_id), [result.get(k) for k in self._objectives or [self.metric]]
+        try:
+            self._tell(trial_id, self._trials[trial_id], result, error)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # told already (see on_trial_result)
+        except optuna.exceptions.StorageInternalError as exc:
+            if self._storage_full(exc):
+                return  # left RUNNING in the study: told on resume (reconcile_study)
+            raise
+        del self._trials[trial_id]
+
+    def _tell(self, trial_id: str, trial: optuna.Trial, result: dict, error: bool) -> None:
+        values = [result.get(k) for k in self._objectives or [self.metric]]
         for key, value in trial_metrics(result).items():  # val and test metrics, param_error, ...
             trial.set_user_attr(key, value)
         if "training_error" in result:
@@ -102,6 +138,8 @@ class PruningOptunaSearch(Searcher):
         told = [float(v) for v in values] if state == TrialState.COMPLETE else None
         try:
             self._study.tell(trial, told[0] if told and not self._objectives else told, state=state)
+        except (optuna.exceptions.StorageInternalError, optuna.exceptions.UpdateFinishedTrialError):
+            raise
         except Exception as exc:  # noqa: BLE001 - Optuna refusing a value must not end the sweep
             logging.getLogger(__name__).warning("optuna refused trial %s as %s: %s", trial_id, state.name, exc)
 

@@ -6,8 +6,10 @@ NFS) for the sweep directory (:mod:`hyco_ray.sweep_dir`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager, suppress
@@ -34,10 +36,13 @@ class SweepOutcome:
     wall_s: float
     trials: int = 0
     errored: int = 0
+    disk_full: str = ""  # what could not be written: the sweep stopped resumably
 
     @property
     def exit_code(self) -> int:
-        """0 done, 130 interrupted (resumable), 1 every trial errored."""
+        """0 done, 130 interrupted (resumable), 1 every trial errored or the disk is full (resumable)."""
+        if self.disk_full:
+            return 1
         return 130 if not self.finished else int(bool(self.trials) and self.errored == self.trials)
 
 
@@ -244,6 +249,84 @@ def _live_view(spec: SweepSpec, exp_dir: str):
     return LiveView(spec, exp_dir)
 
 
+def _stop_when_disk_full(exp_dir: str):
+    """Stops the sweep as Ctrl-C does (resumable) once a write into it failed for lack of space: a
+    trial's error says so, or the searcher could not write the study (``sweep_dir.disk_full``). Trials
+    would otherwise burn their retries on the same error and the driver die on Optuna's."""
+    from ray.tune import Callback
+
+    class StopWhenDiskFull(Callback):
+        def __init__(self) -> None:
+            self.stopping = False
+
+        def _check(self, trial) -> None:
+            error = Path(trial.error_file) if trial.error_file else None
+            if error is not None and error.is_file():
+                last = error.read_text(errors="replace").rsplit("Failure # ", 1)[-1]
+                if sweep_dir.is_disk_full(last):
+                    sweep_dir.note_disk_full(f"{sweep_dir.trial_dirname(trial.trial_id)}'s files")
+            self._stop_if_full()
+
+        def _stop_if_full(self) -> None:
+            if sweep_dir.disk_full and not self.stopping:
+                self.stopping = True
+                # Tune's own stop (its SIGINT/SIGUSR1 handler), called directly: unfinished trials stay
+                # resumable; its last experiment-state save fails on the full disk and keeps the old file
+                # and the failed trials' tasks whose results nobody reads now
+                for name in ("ray.tune.tune", "ray.tune.execution.experiment_state", "ray._private.worker"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+                sweep_dir.release_reserve(exp_dir)  # room for Tune's last save of its state
+                handler = signal.getsignal(signal.SIGUSR1)
+                if callable(handler):
+                    handler(signal.SIGUSR1, None)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self._check(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._check(trial)
+
+        def on_step_end(self, iteration, trials, **info):
+            self._stop_if_full()  # the searcher noted it
+
+    return StopWhenDiskFull()
+
+
+class _QuietDiskFull(logging.Filter):
+    """Tune logs each failed trial with a traceback: for a full disk, noted here, the sweep's final
+    line says it all (``_stop_when_disk_full`` stops the sweep)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and sweep_dir.is_disk_full(record.exc_info[1]):
+            sweep_dir.note_disk_full(f"{record.getMessage().rsplit(' ', 1)[-1]}'s files")  # "... for trial trial_<id>"
+            return False
+        return True
+
+
+def _quiet_disk_full_errors() -> None:
+    tune_log = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _QuietDiskFull) for f in tune_log.filters):
+        tune_log.addFilter(_QuietDiskFull())
+
+
+def check_resume_files(exp_dir: str) -> None:
+    """Read the state files ``Tuner.restore`` reads, first: Tune restarts a sweep from scratch (running
+    trials again) when it cannot read its searcher state. A damaged one: one line naming it. These are
+    pickles: a sweep directory must be trusted like code (docs/reliability.md)."""
+    import pickle
+
+    for pattern in ("tuner.pkl", "experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json"):
+        newest = max(Path(exp_dir).glob(pattern), default=None)  # the one Tune reads: timestamped names
+        if newest is None:
+            continue
+        try:
+            data = newest.read_bytes()
+            json.loads(data) if pattern.startswith("experiment_state") else pickle.loads(data)  # noqa: S301
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises
+            raise SweepError(f"{newest} is damaged ({type(exc).__name__}: {exc}); --resume cannot continue "
+                             "the sweep from it: restore the file, or start a new sweep with --name") from None
+
+
 def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, reuse_workers: bool = True,
                 seed_offset: int = 0):
     """A fresh Tuner (``seed_offset``: trials already in the study, so added trials sample anew),
@@ -254,8 +337,10 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     from hyco_ray.trainable import make_trainable
 
     trainable = make_trainable(spec, after_epoch)
+    _quiet_disk_full_errors()
     if resume:
-        return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
+        return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False,
+                                  storage_filesystem=sweep_dir.storage_filesystem(exp_dir))
     storage_path, name = exp_dir.rsplit("/", 1)
     settings = scheduler_of(spec).tuner_settings(spec, tune, seed_offset)  # PBT: Tune samples the population
     return tune.Tuner(
@@ -274,10 +359,12 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_path,
+            storage_filesystem=sweep_dir.storage_filesystem(exp_dir),  # write, then rename: a full disk leaves no half file
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             stop=settings.stop,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.num_to_keep),
-            callbacks=[_live_view(spec, exp_dir), *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
+            callbacks=[_live_view(spec, exp_dir), _stop_when_disk_full(exp_dir),
+                       *(CALLBACKS.build(name, spec, exp_dir) for name in spec.callbacks)],
             verbose=0,
         ),
     )
@@ -302,12 +389,26 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         if not tune.Tuner.can_restore(exp_dir):
             raise SweepError(f"nothing to resume in {exp_dir}: no trial started there (an earlier start failed?); "
                              "start it again without --resume")
+        if local:
+            check_resume_files(exp_dir)
     elif local and tune.Tuner.can_restore(exp_dir):  # trials ran (a failed start left only the spec)
         raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
                          "or choose another name / --storage-path")
     preflight(spec, address, num_cpus)
+    lock = None
     if local:
         sweep_dir.check_writable_dir(exp_dir, "storage_path: sweep directory", create=True)
+        lock = sweep_dir.lock_sweep(exp_dir, spec.name)  # a second start of this sweep: one line
+        if not resume and tune.Tuner.can_restore(exp_dir):  # one that started while we checked
+            lock.close()
+            raise SweepError(f"a sweep named {spec.name!r} exists in {exp_dir}: continue it with --resume, "
+                             "or choose another name / --storage-path")
+        try:
+            sweep_dir.reserve(exp_dir)
+        except BaseException:
+            lock.close()
+            raise
+    sweep_dir.disk_full.clear()
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -328,17 +429,20 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     try:
         with _deleted_checkpoints_tolerated():  # a resumed snapshot may name checkpoints deleted since
             build_tuner(spec, exp_dir, resume, after_epoch, reuse_workers).fit()
-        if resume and local:
+        if resume and local and not sweep_dir.disk_full:
             sweep = load_sweep(exp_dir)
             if not sweep.by_outcome("unfinished") and len(sweep.trials) < spec.num_samples:
                 print(f"adding {spec.num_samples - len(sweep.trials)} trials (num_samples {spec.num_samples})")
                 build_tuner(spec, exp_dir, False, after_epoch, reuse_workers, seed_offset=len(sweep.trials)).fit()
-        noise_done = measure_noise(spec, exp_dir) if local else True
+        noise_done = measure_noise(spec, exp_dir) if local and not sweep_dir.disk_full else True
     finally:
         if started:
             ray.shutdown()
             leftovers.forget()
-    if local:  # one experiment for Ray's readers, whatever Tune runs the sweep took (sweep_dir)
+        if lock is not None:
+            sweep_dir.release_reserve(exp_dir)
+            lock.close()
+    if local and not sweep_dir.disk_full:  # one experiment for Ray's readers, whatever Tune runs the sweep took (sweep_dir)
         sweep_dir.merge_experiment_states(exp_dir)
         if spec.scheduler.type == "pbt":
             sweep_dir.write_pbt_study(load_sweep(exp_dir))
@@ -349,10 +453,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         return SweepOutcome(exp_dir, msg, True, wall)
     sweep = load_sweep(exp_dir)
     summary = summary_text(sweep, wall_s=wall)
-    sweep_dir.write_text(f"{exp_dir}/{sweep_dir.SUMMARY_FILE}", summary)
+    full = "; ".join(sweep_dir.disk_full)
+    if not full:
+        sweep_dir.reconcile_study(sweep)  # Optuna trials a full disk left RUNNING
+        sweep_dir.write_text(f"{exp_dir}/{sweep_dir.SUMMARY_FILE}", summary)
     print(summary)
     return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished") and noise_done, wall, len(sweep.trials),
-                        len(sweep.by_outcome("error")))
+                        len(sweep.by_outcome("error")), full)
 
 
 def measure_noise(spec: SweepSpec, exp_dir: str) -> bool:

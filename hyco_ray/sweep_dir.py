@@ -13,10 +13,14 @@ utopia point after scaling each objective to [0, 1] over the front.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import math
 import numbers
 import os
+import socket
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pyarrow
+import pyarrow.fs
 
 from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError, HycoError
@@ -73,9 +79,10 @@ def trial_dir(spec: SweepSpec, trial_id: str) -> Path:
 
 
 def write_text(uri_or_path: str, text: str) -> None:
-    """Write a file into a local or remote (``s3://``) sweep directory."""
-    import pyarrow.fs
-
+    """Write a file into a local (write, then rename) or remote (``s3://``) sweep directory."""
+    if not is_remote(uri_or_path):
+        Path(uri_or_path).parent.mkdir(parents=True, exist_ok=True)
+        return write_atomic(uri_or_path, text)
     fs, path = pyarrow.fs.FileSystem.from_uri(uri_or_path)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as out:
@@ -286,7 +293,12 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path).expanduser().resolve()
     spec, states = load_saved_spec(path), {}
     for state_file in sorted(path.glob("experiment_state-*.json")):  # timestamped names: oldest first
-        for trial_json, run_json in json.loads(state_file.read_text())["trial_data"]:
+        try:
+            trial_data = json.loads(state_file.read_text())["trial_data"]
+        except (ValueError, KeyError, TypeError) as exc:  # written in place by an older hyco: a full disk cut it
+            raise HycoError(f"{state_file} is damaged ({type(exc).__name__}: {exc}); the trials it lists cannot "
+                            "be read") from None
+        for trial_json, run_json in trial_data:
             trial = json.loads(trial_json)
             states[trial["trial_id"]] = (trial, json.loads(run_json))
     if not states:
@@ -372,3 +384,248 @@ def _fits(distribution: optuna.distributions.BaseDistribution, value: Any) -> bo
         return distribution._contains(distribution.to_internal_repr(value))
     except (ValueError, TypeError):
         return False
+
+
+# --- a full disk and two starts at once -------------------------------------------------------
+#: what an OSError, a trial's error text or SQLite says when the disk (or a quota, or a file-size
+#: limit) is full
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+DISK_FULL_TEXTS = tuple(os.strerror(e) for e in DISK_FULL_ERRNOS) + ("database or disk is full",)
+#: what filled up, noted by the searcher and the trials' errors; the sweep stops when it is set
+disk_full: list[str] = []
+LOCK_FILE, RESERVE_FILE, RESERVE_BYTES = ".hyco.lock", ".hyco.reserve", 4 << 20
+
+
+def is_disk_full(error: BaseException | str | None) -> bool:
+    """True for an error (or its causes, or an error text) that says the disk is full."""
+    while isinstance(error, BaseException):
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(text in str(error) for text in DISK_FULL_TEXTS):
+            return True
+        error = error.__cause__ or error.__context__
+    return isinstance(error, str) and any(text in error for text in DISK_FULL_TEXTS)
+
+
+def note_disk_full(where: str) -> None:
+    """Record that writing ``where`` failed for lack of space (the sweep then stops, resumably)."""
+    if where not in disk_full:
+        disk_full.append(where)
+
+
+def reserve(exp_dir: str) -> None:
+    """Keep ``RESERVE_BYTES`` of the sweep's disk in a file, released when the disk fills
+    (:func:`release_reserve`): Tune's last save of its state then fits, so the stopped sweep's
+    records say what its trials did. Refuses a disk with less than that free."""
+    path = Path(exp_dir) / RESERVE_FILE
+    try:
+        with open(path, "wb") as out:
+            for _ in range(RESERVE_BYTES >> 16):
+                out.write(b"\0" * (1 << 16))  # written, not sparse: the blocks are taken
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        raise SweepError(f"the disk of {exp_dir} has less than {RESERVE_BYTES >> 20} MiB free (a sweep keeps that "
+                         "much in reserve so that it can stop cleanly when the disk fills): free space") from None
+
+
+def release_reserve(exp_dir: str) -> None:
+    (Path(exp_dir) / RESERVE_FILE).unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write then rename: a full disk or a kill leaves the old file (or none), never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one line, or nothing: a write the disk cannot take is cut off again."""
+    with open(path, "ab") as out:
+        size = out.tell()
+        try:
+            out.write((line.rstrip("\n") + "\n").encode())
+            out.flush()
+        except OSError:
+            out.truncate(size)
+            raise
+
+
+class _AtomicWriter:
+    """A file written under a temporary name and renamed over ``path`` on a clean close only (a failed
+    write removes the temporary file at once: pyarrow does not close a stream whose write failed)."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.closed = path, False
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as pyarrow's local filesystem does
+        fd, self.tmp = tempfile.mkstemp(prefix=f".tmp-{Path(path).name}-", dir=Path(path).parent)
+        self.file = os.fdopen(fd, "wb", buffering=0)
+
+    def _discard(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+    def write(self, data) -> int:
+        if self.closed:
+            raise OSError(errno.EBADF, f"{self.path}: write after a failed write or close")
+        try:
+            view = memoryview(data).cast("B")
+            while view:  # a raw write may take part of the data: the next one raises ENOSPC
+                view = view[self.file.write(view):]
+            return len(data)
+        except BaseException:
+            self._discard()
+            raise
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return 0 if self.closed else self.file.tell()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, self.path)
+            self.closed = True
+        except BaseException:
+            self._discard()
+            raise
+
+
+class AtomicLocalFiles(pyarrow.fs.FileSystemHandler):
+    """The local filesystem, but every file is written then renamed: Tune's experiment state, the
+    searcher's state and checkpoints are never left half-written by a full disk (Tune overwrites its
+    state files in place). Given to Tune as ``storage_filesystem`` (:func:`storage_filesystem`)."""
+
+    def __init__(self) -> None:
+        self.fs = pyarrow.fs.LocalFileSystem()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AtomicLocalFiles)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def get_type_name(self) -> str:
+        return "hyco-atomic-local"
+
+    def normalize_path(self, path):
+        return self.fs.normalize_path(path)
+
+    def get_file_info(self, paths):
+        return self.fs.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):
+        return self.fs.get_file_info(selector)
+
+    def create_dir(self, path, recursive):
+        self.fs.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path):
+        self.fs.delete_dir(path)
+
+    def delete_dir_contents(self, path, missing_dir_ok=False):
+        self.fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self):
+        raise OSError(errno.EPERM, "refusing to delete the contents of the root directory")
+
+    def delete_file(self, path):
+        self.fs.delete_file(path)
+
+    def move(self, src, dest):
+        self.fs.move(src, dest)
+
+    def copy_file(self, src, dest):
+        with self.fs.open_input_stream(src) as source:
+            write_atomic(dest, source.read())
+
+    def open_input_stream(self, path):
+        return self.fs.open_input_stream(path)
+
+    def open_input_file(self, path):
+        return self.fs.open_input_file(path)
+
+    def open_output_stream(self, path, metadata):
+        return pyarrow.PythonFile(_AtomicWriter(path), mode="w")
+
+    def open_append_stream(self, path, metadata):
+        return self.fs.open_append_stream(path)
+
+
+def storage_filesystem(exp_dir: str) -> pyarrow.fs.FileSystem | None:
+    """Tune's ``storage_filesystem`` for a sweep directory: atomic writes where it is local."""
+    return None if is_remote(exp_dir) else pyarrow.fs.PyFileSystem(AtomicLocalFiles())
+
+
+def lock_sweep(exp_dir: str, name: str):
+    """Hold ``<sweep dir>/.hyco.lock`` while this process runs the sweep: a second ``hyco tune`` of the
+    same name gets one line instead of racing the first into the same files (and Optuna's database).
+    The lock goes with the process, however it ends. Returns the open lock file (keep it open)."""
+    Path(exp_dir).mkdir(parents=True, exist_ok=True)
+    handle = open(Path(exp_dir) / LOCK_FILE, "a+")  # noqa: SIM115 - held for the sweep's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise SweepError(f"a sweep named {name!r} exists in {exp_dir} and is running now ({holder}): wait for it "
+                         "and continue it with --resume, or choose another name / --storage-path") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"driver pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    return handle
+
+
+def reconcile_study(sweep: Sweep) -> int:
+    """Tell the Optuna trials left RUNNING whose Tune trial has ended: a full disk (or a killed driver)
+    kept the searcher from telling them. As the searcher would: COMPLETE with the last values after all
+    ``max_t`` epochs, PRUNED when stopped early or diverged, FAIL on an error or when the asked trial
+    never became a Tune trial; each gets the user attribute ``told_on_resume``. Returns how many."""
+    study = sweep.study() if sweep.spec.scheduler.type != "pbt" else None
+    if study is None:
+        return 0
+    records, spec = {t.trial_id: t for t in sweep.trials}, sweep.spec
+    told = 0
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        record = records.get(frozen.user_attrs.get("ray_trial_id"))
+        outcome = record.outcome(spec.max_t) if record else "never ran"
+        if outcome == "unfinished":
+            continue  # --resume goes on with it
+        values = [record.value(k) for k in spec.objectives or [spec.metric]] if record else []
+        state = optuna.trial.TrialState.FAIL if outcome in ("error", "never ran") else optuna.trial.TrialState.PRUNED
+        if outcome == "complete" and all(math.isfinite(v) for v in values):
+            state = optuna.trial.TrialState.COMPLETE
+        trial = optuna.trial.Trial(study, frozen._trial_id)  # the FrozenTrial's id: Optuna has no public getter
+        trial.set_user_attr("told_on_resume", outcome)
+        if outcome == "diverged":
+            trial.set_user_attr("outcome", "diverged")
+        if state == optuna.trial.TrialState.COMPLETE:
+            study.tell(trial, values if spec.objectives else values[0], state=state)
+        else:
+            study.tell(trial, state=state)
+        told += 1
+    return told

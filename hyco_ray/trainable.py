@@ -87,7 +87,7 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
     first, steps = schedule_from_history(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
     cfg = spec.trial_config(first, steps)  # typed values, no trip through override text; validated once
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    (trial_dir / sweep_dir.TRIAL_CONFIG_FILE).write_text(config_to_yaml(cfg))  # what it ran: hyco export copies it
+    sweep_dir.write_atomic(trial_dir / sweep_dir.TRIAL_CONFIG_FILE, config_to_yaml(cfg))  # what it ran: hyco export copies it
     _write_lineage(trial_dir, reported[:restored_from], settings, trial_id, restored_from + 1)
     configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
     trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
@@ -120,8 +120,8 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
                     test = evaluate_trainer(trainer, trial_dir).items()
                     row.update({k: v for k, v in test if k.startswith("test_")})
             reported.append(row)
-            with (trial_dir / sweep_dir.TRAINED_FILE).open("a") as log:  # Tune's result.json can lose a paused PBT trial's rows
-                log.write(json.dumps(row) + "\n")
+            # Tune's result.json can lose a paused PBT trial's rows; a line, or nothing on a full disk
+            sweep_dir.append_line(trial_dir / sweep_dir.TRAINED_FILE, json.dumps(row))
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
                 # every epoch so far: Tune's result.json can lose rows when a retried trial restarts
@@ -163,7 +163,7 @@ def _write_lineage(trial_dir: Path, rows: list[dict], settings: dict, trial_id: 
             continue
         segments.append({"from_epoch": epoch, "trained_by": who, "settings": values,
                          "exploit": bool(segments) and segments[-1]["trained_by"] != who})
-    (trial_dir / sweep_dir.LINEAGE_FILE).write_text(json.dumps(segments, indent=1, default=str))
+    sweep_dir.write_atomic(trial_dir / sweep_dir.LINEAGE_FILE, json.dumps(segments, indent=1, default=str))
 
 
 def _trial_id() -> str | None:
