@@ -34,6 +34,8 @@ NOT_OBJECTIVES = ("param_error",)
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
 #: keys a sweep decides itself; a space or fixed override must not set them
 RESERVED = ("run_params.num_threads",)
+#: seeds per trial at most (``repeats``; they stay far below hyco confirm's fresh seeds, 1000 + i)
+MAX_REPEATS = 100
 
 
 class SpaceError(ConfigError):
@@ -110,6 +112,9 @@ class SweepSpec:
     # epoch so far by metric, whose state the trainer keeps: trainer_params.keep_best; export and
     # evaluate then use that state; the epoch's own values are reported beside it as raw_<key>)
     objective_epoch: str = "last"
+    # seeds inside a trial: each trial trains its setting on r seeds in lock-step (seed i: run_params.seed + i
+    # and data.seed + i) and reports their mean each epoch, so ASHA and the searcher see a mean; cost x r
+    repeats: int = 1
     # several metrics (>= 2) and their modes: a multi-objective study, a Pareto front; metric/mode
     # stay the scalar that ASHA and the "best trial" use (by default val_loss, the geometric mean)
     objectives: dict[str, str] = field(default_factory=dict)
@@ -250,6 +255,7 @@ def check_spec(spec: SweepSpec, where: str) -> None:
          + (" (it needs the true θ*: reported for benchmarks, never an objective)" if spec.metric in NOT_OBJECTIVES else "")),
         ("mode", spec.mode, spec.mode in ("min", "max"), "min or max"),
         ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
+        ("repeats", spec.repeats, 1 <= spec.repeats <= MAX_REPEATS, f"1 to {MAX_REPEATS} (seeds trained per trial)"),
         ("num_samples", spec.num_samples, 1 <= spec.num_samples <= MAX_NUM_SAMPLES,
          f"1 to {MAX_NUM_SAMPLES:,} (split a larger search into sweeps)"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),
