@@ -28,7 +28,6 @@ Headline figures go to ``bench/results/search_methods.json``: one record per (me
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import statistics
@@ -87,12 +86,8 @@ def make_spec(tmp: Path, method: str, seed: int, args):
 
 
 def trained_rows(trial) -> list[dict]:
-    """Every epoch this trial trained (its ``epochs.jsonl``): under PBT also those before an exploit,
-    which its history replaces by the exploited trial's."""
-    from hyco_ray.sweep_dir import TRAINED_FILE
-
-    path = Path(trial.path) / TRAINED_FILE
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    """Every epoch this trial trained (:meth:`hyco_ray.sweep_dir.TrialRecord.trained_rows`)."""
+    return trial.trained_rows()
 
 
 def reached(sweep, max_t: int, budgets: list[int]) -> dict[int, dict]:
@@ -158,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for method in methods:
                     spec, start = make_spec(Path(tmp), method, seed, args), time.perf_counter()
                     sweep = load_sweep(run_sweep(spec).experiment_dir)
-                    spent = sum(t.trial_epochs for t in sweep.trials)  # the count of each trial's epochs.jsonl
+                    spent = sum(t.trial_epochs for t in sweep.trials)  # lines of each trial's metrics.jsonl
                     at = reached(sweep, spec.max_t, budgets)
                     records.append({"method": method, "seed": seed, **at[args.budget], "trials": len(sweep.trials),
                                     "trained_epochs_total": spent, "wall_s": time.perf_counter() - start,

@@ -18,7 +18,7 @@ from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
 from hyco_ray import figures as sweep_figures
 from hyco_ray.noise import margin_columns, noise_lines
-from hyco_ray.sweep_dir import LINEAGE_FILE, TRIAL_CONFIG_FILE, Sweep, check_writable_dir, load_sweep, write_pbt_study
+from hyco_ray.sweep_dir import LINEAGE_FILE, Sweep, check_writable_dir, load_sweep, write_pbt_study
 
 
 def _fmt(v: Any) -> str:
@@ -101,7 +101,7 @@ def export_best(sweep_dir: str | Path, out: str | Path, trial_id: str | None = N
     check_writable_dir(out.parent, f"-o {str(out)!r}: directory", create=True)
     sweep = load_sweep(sweep_dir)
     spec, trial = sweep.spec, sweep.default_pick(trial_id)
-    saved = Path(trial.path) / TRIAL_CONFIG_FILE
+    saved = trial.config_path
     if not saved.is_file():
         raise HycoError(f"{saved} is missing: the trial's config was not saved")
     threads = int(trial.final.get("num_threads", spec.num_threads))

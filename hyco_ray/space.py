@@ -36,6 +36,8 @@ __all__ = ["METRICS", "NOT_OBJECTIVES", "PARAM_TYPES", "Param", "SpaceError", "S
 METRICS = OBJECTIVE_METRICS
 #: keys a sweep decides itself; a space or fixed override must not set them
 RESERVED = ("run_params.num_threads",)
+#: seeds per trial at most (``repeats``; they stay far below hyco confirm's fresh seeds, 1000 + i)
+MAX_REPEATS = 100
 
 
 class SpaceError(ConfigError):
@@ -117,6 +119,9 @@ class SweepSpec:
     # search, on the same Ray: the objective's seed spread, against which every trial's margin over the
     # defaults is read (hyco_ray.noise); 0: none
     noise_seeds: int = 3
+    # seeds inside a trial: each trial trains its setting on r seeds in lock-step (seed i: run_params.seed + i
+    # and data.seed + i) and reports their mean each epoch, so ASHA and the searcher see a mean; cost x r
+    repeats: int = 1
     # several metrics (>= 2) and their modes: a multi-objective study, a Pareto front; metric/mode
     # stay the scalar that ASHA and the "best trial" use (by default val_loss, the geometric mean)
     objectives: dict[str, str] = field(default_factory=dict)
@@ -257,6 +262,7 @@ def check_spec(spec: SweepSpec, where: str) -> None:
         ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
         ("noise_seeds", spec.noise_seeds, spec.noise_seeds == 0 or 2 <= spec.noise_seeds <= MAX_NOISE_SEEDS,
          f"0 (no noise runs) or 2 to {MAX_NOISE_SEEDS} (a spread needs 2 seeds)"),
+        ("repeats", spec.repeats, 1 <= spec.repeats <= MAX_REPEATS, f"1 to {MAX_REPEATS} (seeds trained per trial)"),
         ("num_samples", spec.num_samples, 1 <= spec.num_samples <= MAX_NUM_SAMPLES,
          f"1 to {MAX_NUM_SAMPLES:,} (split a larger search into sweeps)"),
         ("max_concurrent", spec.max_concurrent, spec.max_concurrent >= 1, ">= 1"),

@@ -78,6 +78,10 @@ def plan_text(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
         f"objective: {spec.mode} {spec.metric} ({'the best epoch so far' if spec.objective_epoch == 'best' else 'the last epoch'})" + (f" (early stopping, best trial); Pareto front of "
         f"{', '.join(f'{m} {k}' for k, m in spec.objectives.items())}" if spec.multi_objective else ""),
         f"per trial: {res.cpu:g} CPU ({spec.num_threads} torch threads), {res.gpu:g} GPU; retries {spec.max_failures}",
+        *([f"repeats: {spec.repeats} seeds per trial (run_params.seed and data.seed + 0..{spec.repeats - 1}), "
+           f"trained in lock-step and reported as their mean: each trial-epoch costs {spec.repeats} epochs; at most "
+           f"{spec.num_samples * spec.max_t * spec.repeats} epochs for {spec.num_samples} trials x {spec.max_t} epochs"]
+          if spec.repeats > 1 else []),
         f"early stopping: {sch.describe(spec)}",
         f"searcher: {searcher}",
         noise.plan_line(spec),
@@ -96,13 +100,18 @@ def _study_where(spec: SweepSpec, exp_dir: str) -> str:
 
 
 def prepare_data(spec: SweepSpec) -> str:
-    """Simulate (or find) the dataset once, before any trial starts; trials get a cache hit (a node
-    without the file rebuilds the identical one: the cache is keyed by what generated it)."""
+    """Simulate (or find) the dataset once (each seed's, with ``repeats``), before any trial starts;
+    trials get a cache hit (a node without the file rebuilds the identical one: the cache is keyed by
+    what generated it). Returns the first seed's cache file."""
     from hyco.run import prepare_dataset
+    from hyco.training import seed_configs
 
-    _, path, hit = prepare_dataset(load_config(spec.base, spec.trial_overrides({})))
-    log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
-    return str(path)
+    paths = []
+    for cfg in seed_configs(load_config(spec.base, spec.trial_overrides({})), spec.repeats):
+        _, path, hit = prepare_dataset(cfg)
+        log.info("dataset %s: %s", "cache hit" if hit else "simulated", path)
+        paths.append(str(path))
+    return paths[0]
 
 
 def _check_fits(spec: SweepSpec, cpus: float, gpus: float | None = None, where: str = "the local Ray") -> None:

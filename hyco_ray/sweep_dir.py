@@ -1,8 +1,10 @@
 """The sweep directory ``<storage_path>/<name>``: every file name and path of a sweep, read and
 written here only. It holds the validated spec (``hyco_sweep.yaml``: what ``--resume``, export and
-report read), the Optuna study (``optuna.db``), ``summary.md`` and a directory per trial: Tune's
-``result.json`` and checkpoints, and ours: the config the trial ran, the epochs it trained, its PBT
-lineage; ``noise/`` and ``noise.json``: the defaults on the noise seeds (:mod:`hyco_ray.noise`). A local one is read from JSON and YAML only: no pickle in it is loaded.
+report read), the Optuna study (``optuna.db``), ``summary.md`` and a directory per trial: a
+``hyco.run`` run directory (``config.yaml``, ``metrics.jsonl``: the one record of its epochs,
+``checkpoint.pt``, ``figures/``), Tune's ``result.json`` and checkpoints, and its PBT lineage
+(``schedule.json``); ``noise/`` and ``noise.json``: the defaults on the noise seeds
+(:mod:`hyco_ray.noise`). A local one is read from JSON and YAML only: no pickle in it is loaded.
 
 A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
 retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
@@ -39,11 +41,22 @@ from hyco_ray.space import SweepSpec, parse_space
 SPEC_FILE = "hyco_sweep.yaml"
 SUMMARY_FILE = "summary.md"
 STUDY_FILE = "optuna.db"
-#: in a trial dir: the config it ran (``hyco export`` copies it), one line per epoch it trained
-#: (under PBT also epochs an exploit replaced), and its segments of one trainer and setting each
-TRIAL_CONFIG_FILE, TRAINED_FILE, LINEAGE_FILE = "hyco_config.yaml", "epochs.jsonl", "schedule.json"
+#: in a trial dir: the config it ran (``hyco export`` copies it; ``hyco.run.CONFIG_FILE``: a trial dir is
+#: a run dir, tests/test_one_loop.py) and its segments of one trainer and setting each
+TRIAL_CONFIG_FILE, LINEAGE_FILE = "config.yaml", "schedule.json"
+#: sweeps written before trials were run directories: their config and epoch records
+LEGACY_CONFIG_FILE, LEGACY_TRAINED_FILE = "hyco_config.yaml", "epochs.jsonl"
 #: the defaults' runs on the noise seeds (``noise/defaults/seed_<s>/``, as confirm's) and their spread
 NOISE_DIR, NOISE_FILE = "noise", "noise.json"
+
+
+def objective_row(row: dict, objective_epoch: str) -> dict:
+    """The row a trial reports: with ``objective_epoch: best`` each ``<key>`` that has a ``best_<key>``
+    is the best epoch so far's (the epoch's own beside it as ``raw_<key>``); else the row itself."""
+    if objective_epoch != "best" or any(k.startswith("raw_") for k in row):
+        return row
+    best = [k for k in row if f"best_{k}" in row and k != "epoch"]
+    return {**row, **{f"raw_{k}": row[k] for k in best}, **{k: row[f"best_{k}"] for k in best}}
 
 
 class SweepError(HycoError):
@@ -178,7 +191,7 @@ class TrialRecord:
     path: str
     num_failures: int = 0
     finished_at: float = math.inf  # Tune's time of its last result (s since the epoch)
-    trained: int = 0  # epochs it trained (epochs.jsonl): under PBT also those an exploit replaced
+    trained: int = 0  # epochs it trained (lines of its metrics.jsonl): under PBT also those an exploit replaced
 
     @property
     def trial_epochs(self) -> int:
@@ -193,6 +206,22 @@ class TrialRecord:
     @property
     def final(self) -> dict:
         return self.history[-1] if self.history else {}
+
+    @property
+    def config_path(self) -> Path:
+        """The config the trial ran (``hyco export`` copies it)."""
+        path = Path(self.path) / TRIAL_CONFIG_FILE
+        return path if path.is_file() or not (Path(self.path) / LEGACY_CONFIG_FILE).is_file() else Path(self.path) / LEGACY_CONFIG_FILE
+
+    def trained_rows(self) -> list[dict]:
+        """Every epoch this trial trained, in order: under PBT also those before an exploit, which its
+        history replaces by the exploited trial's."""
+        from hyco.run import METRICS_FILE, metrics_lines
+
+        if (Path(self.path) / METRICS_FILE).is_file():
+            return [r for r in metrics_lines(self.path) if r.get("trial_id") in (None, self.trial_id)]
+        legacy = Path(self.path) / LEGACY_TRAINED_FILE
+        return [json.loads(line) for line in legacy.read_text().splitlines()] if legacy.is_file() else []
 
     def value(self, metric: str) -> float:
         return float(v) if isinstance(v := self.final.get(metric), (int, float)) else math.nan
@@ -271,20 +300,44 @@ class Sweep:
         return optuna.load_study(study_name=study_name(self.spec), storage=optuna_storage(url)) if url else None
 
 
-def _read_history(path: Path) -> tuple[list[dict], int]:
-    """One row per epoch: ``result.json``'s (with Tune's timings), except where the trial's latest
-    checkpoint says another trainer ran that epoch (under PBT, the trial it exploited) or
-    ``result.json`` lacks it (a restarted trial's can); a diverged trial's last row has no checkpoint."""
+#: what Tune adds to a reported row (its timings, counters); merged into the record's rows
+_TUNE_KEYS = ("training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
+              "iterations_since_restore", "date", "pid", "done")
+
+
+def _read_history(path: Path, trial_id: str, objective_epoch: str) -> tuple[list[dict], int]:
+    """One row per epoch, as the trial reported it (:func:`objective_row`), and the epochs it trained.
+    The record is the trial's ``metrics.jsonl`` (:func:`hyco.run.read_metrics`: the epochs its latest
+    state stands on, under PBT the exploited trial's before the exploit), with Tune's timings from
+    ``result.json`` on the epochs it trained itself, and a last row only Tune has: a diverged epoch."""
+    from hyco.run import METRICS_FILE, metrics_lines, read_metrics
+
     results = path / "result.json"
     reported = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.is_file() else []
-    rows = {int(row.get("epoch", row["training_iteration"])): row for row in reported}
+    tune_rows = {int(row.get("epoch", row["training_iteration"])): row for row in reported}
+    if not (path / METRICS_FILE).is_file():
+        return _read_legacy_history(path, tune_rows, len(reported))
+    rows = {int(r["epoch"]): r for r in read_metrics(path)}
+    for epoch, row in rows.items():
+        tuned = tune_rows.get(epoch, {})
+        if tuned.get("trial_id") == row.get("trial_id"):
+            row.update({k: tuned[k] for k in _TUNE_KEYS if k in tuned and k not in row})
+    last = max(rows, default=0)
+    rows.update({e: r for e, r in tune_rows.items() if e > last and "training_error" in r})
+    trained = sum(r.get("trial_id") in (None, trial_id) for r in metrics_lines(path))
+    return [objective_row(rows[k], objective_epoch) for k in sorted(rows)], trained
+
+
+def _read_legacy_history(path: Path, rows: dict[int, dict], reported: int) -> tuple[list[dict], int]:
+    """A trial of a sweep written before trials were run directories: ``result.json``'s rows, where
+    its latest checkpoint's ``history.json`` says another trainer ran that epoch (PBT) or Tune lost it."""
     for checkpoint in sorted(path.glob("checkpoint_*/history.json"))[-1:]:
         for row in json.loads(checkpoint.read_text()):
             epoch = int(row["epoch"])
             if epoch not in rows or rows[epoch].get("trial_id") != row.get("trial_id"):
                 rows[epoch] = row
-    trained = path / TRAINED_FILE  # Tune's result.json can lose a paused PBT trial's rows
-    return [rows[k] for k in sorted(rows)], len(trained.read_text().splitlines()) if trained.is_file() else len(reported)
+    trained = path / LEGACY_TRAINED_FILE
+    return [rows[k] for k in sorted(rows)], len(trained.read_text().splitlines()) if trained.is_file() else reported
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -307,7 +360,7 @@ def load_sweep(path: str | Path) -> Sweep:
     for trial_id, (t, run) in states.items():
         trial_path = path / t.get("relative_logdir", trial_dirname(trial_id))
         params = {k: t["config"][k] for k in spec.space if k in t.get("config", {})}
-        history, trained = _read_history(trial_path)
+        history, trained = _read_history(trial_path, trial_id, spec.objective_epoch)
         trials.append(TrialRecord(trial_id, t["status"], params, history, str(trial_path), int(run.get("num_failures", 0)),
                                   float(run.get("last_result_time") or math.inf), trained))
     trials.sort(key=lambda r: (r.finished_at, r.path))
@@ -448,18 +501,6 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def append_line(path: str | Path, line: str) -> None:
-    """Append one line, or nothing: a write the disk cannot take is cut off again."""
-    with open(path, "ab") as out:
-        size = out.tell()
-        try:
-            out.write((line.rstrip("\n") + "\n").encode())
-            out.flush()
-        except OSError:
-            out.truncate(size)
-            raise
 
 
 class _AtomicWriter:

@@ -1,8 +1,14 @@
-"""The Tune trainable: one HybridTrainer run, reported epoch by epoch with a checkpoint.
+"""The Tune trainable: a trial is a ``hyco.run`` run directory plus a Tune report in its epoch hook.
 
 A trial's config is the one ``hyco train`` would compose (``SweepSpec.trial_config``), trains on the
-GPU Ray assigned it if torch sees one, and reports each epoch with a checkpoint; a retried or
-resumed trial continues from its last one. A reused worker (``reuse_actors``) pays the imports once
+GPU Ray assigned it if torch sees one, and runs :func:`hyco.run.run_epochs` (the one epoch loop:
+finite check, ``metrics.jsonl``, ``checkpoint.pt``, figures and test scores after the last epoch) in
+its own directory; :class:`TrialHook` adds the trial's fields to each epoch's record and reports
+it to Tune with a copy of ``checkpoint.pt``. A retried or resumed trial continues from its Tune
+checkpoint, a PBT trial from the one it took over (the trainer state holds the epochs behind it),
+or from its own newer one where Tune's snapshot is older (:func:`_unrecorded_checkpoint`).
+With ``repeats: r`` the trainer is a :class:`hyco.training.SeedGroup` of r seeds and every report
+their mean. A reused worker (``reuse_actors``) pays the imports once
 and keeps the last datasets (:func:`trial_dataset`); ``create_trainer`` still seeds every trial, so
 its numbers are a fresh worker's (``bench/sweep_overhead.py``). ``after_epoch`` is a test's fault hook.
 """
@@ -26,32 +32,30 @@ import ray
 import torch
 from ray import tune
 
-from hyco.config import config_to_yaml
 from hyco.config.schedule import schedule_from_history
 from hyco.data import Dataset, build_dataset
 from hyco.errors import HycoError, TrainingError
 from hyco.physics import make_problem
-from hyco.run import check_finite, evaluate_trainer, load_checkpoint, write_figures
+from hyco.run import CHECKPOINT_FILE, load_checkpoint, run_epochs
 from hyco.runtime import configure, environment
-from hyco.training import create_trainer
+from hyco.training import HybridTrainer, SeedGroup, create_trainer
 from hyco_ray import sweep_dir
 from hyco_ray.space import SweepSpec, parse_space
 
-STATE_FILE = "trainer_state.pt"
-HISTORY_FILE = "history.json"
 #: datasets a reused worker keeps (by everything that decides them); a few, not every trial's
 DATASETS_KEPT = 2
 _datasets: dict[str, Dataset] = {}
 
 
-def trial_dataset(cfg) -> Dataset:
+def trial_dataset(cfg, keep: int = DATASETS_KEPT) -> Dataset:
     """The trial's dataset, built once per worker for the same data settings: the key is everything
-    :func:`hyco.data.build_dataset` reads. Trainers only read its tensors, so trials share it."""
+    :func:`hyco.data.build_dataset` reads. Trainers only read its tensors, so trials share it; the
+    last ``keep`` are kept (a trial of r seeds needs r)."""
     tp = cfg.trainer_params
     key = json.dumps([asdict(cfg.data), asdict(cfg.model.physical), cfg.run_params.dtype,
                       list(tp.train_sim), list(tp.val_sim), list(tp.test_sim)], sort_keys=True, default=str)
     if key not in _datasets:
-        while len(_datasets) >= DATASETS_KEPT:
+        while len(_datasets) >= keep:
             _datasets.pop(next(iter(_datasets)))
         _datasets[key] = build_dataset(cfg, make_problem(cfg.model.physical))
     return _datasets[key]
@@ -67,66 +71,77 @@ def pick_device() -> tuple[str, dict[str, Any]]:
                     "node_id": ray.get_runtime_context().get_node_id() if in_ray else ""}
 
 
+class TrialHook:
+    """A trial's part of each epoch of :func:`hyco.run.run_epochs`: its fields (who trained the epoch,
+    with which settings, when) in the record, then a Tune report with a copy of ``checkpoint.pt``.
+    ``after_epoch`` is a test's fault hook: it runs after the epoch is computed, before its record."""
+
+    def __init__(self, spec: SweepSpec, extra: dict[str, Any], trial_dir: Path,
+                 after_epoch: Callable[[int, Path], None] | None = None):
+        self.spec, self.extra, self.trial_dir, self.after_epoch = spec, extra, trial_dir, after_epoch
+
+    def before_record(self, metrics: dict) -> None:
+        if self.after_epoch is not None:
+            self.after_epoch(metrics["epoch"], self.trial_dir)
+        metrics.update(self.extra)
+        metrics["done_at"] = time.time()  # when: budgets of trial-epochs in wall order
+
+    def after_record(self, metrics: dict, run_dir: Path) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copyfile(run_dir / CHECKPOINT_FILE, Path(tmp) / CHECKPOINT_FILE)
+            # objective_epoch best: the best epoch so far is what ASHA, Optuna and PBT see
+            tune.report(sweep_dir.objective_row(metrics, self.spec.objective_epoch),
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def build_trial_trainer(cfg, repeats: int, device: str) -> HybridTrainer | SeedGroup:
+    """The trial's trainer on its device with the worker's datasets: one, or a seed group of ``repeats``."""
+
+    def build(member) -> HybridTrainer:
+        configure(member.run_params)  # the precision the dataset is built in (create_trainer sets it again)
+        return create_trainer(member, device=device, dataset=trial_dataset(member, keep=max(DATASETS_KEPT, repeats)))
+
+    return build(cfg) if repeats == 1 else SeedGroup.create(cfg, repeats, build)
+
+
 def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, Path], None] | None = None) -> None:
     """Function trainable: ``config`` holds the sampled values, ``sweep`` the saved sweep spec."""
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     spec = parse_space(sweep, where=sweep_dir.SPEC_FILE)  # torch threads: the trial's CPUs (resources.cpu, as Ray reserved them)
     trial_dir, (device, info), trial_id = _trial_dir(spec), pick_device(), _trial_id()
-    state, reported = None, []  # the checkpoint's trainer state and the epochs that led to it
+    state = None  # the checkpoint's trainer state; its history: the epochs that led to it
     checkpoint = tune.get_checkpoint()  # this trial's own, or under PBT another's that it exploits
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            state = load_checkpoint(Path(ckpt_dir) / STATE_FILE, map_location=device)
-            if (Path(ckpt_dir) / HISTORY_FILE).exists():
-                reported = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
+            state = load_checkpoint(Path(ckpt_dir) / CHECKPOINT_FILE, map_location=device)
+    reported = list(state["history"]) if state else []
     unseen, newer = [], _unrecorded_checkpoint(trial_dir, checkpoint, reported, trial_id, device)
     if newer is not None:  # epochs Tune did not record before it stopped: reported below, not trained again
-        state, unseen, reported = newer[1], newer[2][len(reported):], newer[2]
+        state, unseen, reported = newer[1], newer[1]["history"][len(reported):], list(newer[1]["history"])
     restored_from = int(state["epoch"]) if state else 0
     settings = {k: getattr(v := config[k], "item", lambda: v)() for k in spec.space if k in config}  # numpy: plain
     first, steps = schedule_from_history(reported[:restored_from], settings, min(restored_from + 1, spec.max_t))
     cfg = spec.trial_config(first, steps)  # typed values, no trip through override text; validated once
     cfg.run_params.device = device  # recorded as it ran (hyco export writes it too)
-    sweep_dir.write_atomic(trial_dir / sweep_dir.TRIAL_CONFIG_FILE, config_to_yaml(cfg))  # what it ran: hyco export copies it
     _write_lineage(trial_dir, reported[:restored_from], settings, trial_id, restored_from + 1)
-    configure(cfg.run_params)  # the precision the dataset is built in (create_trainer sets it again)
-    trainer = create_trainer(cfg, device=device, dataset=trial_dataset(cfg))
-    if state is not None:
-        trainer.load_state_dict(state)
+    trainer = build_trial_trainer(cfg, spec.repeats, device)
     env = environment(cfg.run_params)
     extra = {**info, "num_threads": spec.num_threads, "restored_from_epoch": restored_from,
              "trial_id": trial_id, "settings": settings, "env": {k: str(v) for k, v in env.items()},
              "defaults": bool(spec.defaults) and settings == spec.defaults}  # the base config's own values
-
-    for i, row in enumerate(unseen, 1):  # as first reported (epochs.jsonl has them); the last with its checkpoint
+    if spec.repeats > 1:
+        extra["seeds"] = [cfg.run_params.seed + i for i in range(spec.repeats)]  # and data.seed + i
+    hook = TrialHook(spec, extra, trial_dir, after_epoch)
+    for i, row in enumerate(unseen, 1):  # as first reported (metrics.jsonl has them); the last with its checkpoint
+        row = sweep_dir.objective_row(dict(row), spec.objective_epoch)
         if i < len(unseen):
             tune.report(row)
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            shutil.copytree(newer[0], tmp, dirs_exist_ok=True)  # Tune may write its next checkpoint there
+        with tempfile.TemporaryDirectory() as tmp:  # a copy: Tune may write its next checkpoint there
+            shutil.copyfile(newer[0], Path(tmp) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
     try:
-        for metrics in trainer.fit():
-            check_finite(metrics)
-            if after_epoch is not None:
-                after_epoch(metrics["epoch"], trial_dir)
-            row = {**metrics, **extra, "done_at": time.time()}  # when: budgets of trial-epochs in wall order
-            if spec.objective_epoch == "best":  # the best epoch so far is what ASHA, Optuna and PBT see
-                row.update({f"raw_{k}": row[k] for k in trainer.BEST_KEYS})
-                row.update({k: row[f"best_{k}"] for k in trainer.BEST_KEYS})
-            if metrics["epoch"] >= spec.max_t:  # complete: figures and test metrics before ASHA ends the trial
-                write_figures(trainer, trial_dir)
-                if len(trainer.dataset.test):
-                    test = evaluate_trainer(trainer, trial_dir).items()
-                    row.update({k: v for k, v in test if k.startswith("test_")})
-            reported.append(row)
-            # Tune's result.json can lose a paused PBT trial's rows; a line, or nothing on a full disk
-            sweep_dir.append_line(trial_dir / sweep_dir.TRAINED_FILE, json.dumps(row))
-            with tempfile.TemporaryDirectory() as tmp:
-                torch.save(trainer.state_dict(), Path(tmp) / STATE_FILE)
-                # every epoch so far: Tune's result.json can lose rows when a retried trial restarts
-                (Path(tmp) / HISTORY_FILE).write_text(json.dumps(reported))
-                tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
+        run_epochs(cfg, trainer, trial_dir, state=state, hook=hook, evaluate=len(getattr(trainer, "members", [trainer])[0].dataset.test) > 0)
     except TrainingError as exc:
         # NaN or inf: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
         worst = math.inf if spec.mode == "min" else -math.inf
@@ -136,20 +151,22 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
 
 def _unrecorded_checkpoint(trial_dir: Path, given, history: list[dict], trial_id: str | None, device: str):
     """This trial's own checkpoint newer than the one Tune restores it from (``given``, None: from the
-    start), as ``(dir, trainer state, history)``. A trial finishes the epoch it is training after
-    Ctrl-C and saves its checkpoint, but Tune's last experiment snapshot is older (and a killed driver's
-    periodic one older still), so Tune restores the checkpoint before it and the epoch was trained twice.
+    start), as ``(file, trainer state)``. A trial finishes the epoch it is training after Ctrl-C and
+    saves its checkpoint, but Tune's last experiment snapshot is older (and a killed driver's periodic
+    one older still), so Tune restores the checkpoint before it and the epoch was trained twice. The
+    run directory's own ``checkpoint.pt`` is the newest (written before Tune's copy), then Tune's.
     None where there is none, it is another trial's lineage, or it is unreadable (killed mid-write)."""
     if trial_id is None or (given is not None and Path(given.path).resolve().parent != trial_dir.resolve()):
         return None  # outside Tune, a remote sweep, or a PBT exploit (another trial's checkpoint)
-    for ckpt in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+    candidates = [trial_dir / CHECKPOINT_FILE, *(c / CHECKPOINT_FILE for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True))]
+    for path in candidates:
         try:
-            rows = json.loads((ckpt / HISTORY_FILE).read_text())
-            if not (len(rows) > len(history) and rows[:len(history)] == history and rows[-1].get("trial_id") == trial_id):
-                continue
-            return ckpt, load_checkpoint(ckpt / STATE_FILE, map_location=device), rows
-        except (OSError, ValueError, HycoError):
-            continue
+            state = load_checkpoint(path, map_location=device)
+        except HycoError:
+            continue  # missing, or killed mid-write
+        rows = list(state.get("history", []))
+        if len(rows) > len(history) and rows[:len(history)] == history and rows[-1].get("trial_id") == trial_id:
+            return path, state
     return None
 
 

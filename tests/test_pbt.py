@@ -23,6 +23,7 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import HALF_OBSERVED, SMALL, start_shared_ray, write_space  # noqa: E402
 
+from hyco.run import read_metrics  # noqa: E402
 from hyco_ray.space import SpaceError, load_space  # noqa: E402
 from hyco_ray.sweep import run_sweep  # noqa: E402
 from hyco_ray.sweep_dir import load_sweep  # noqa: E402
@@ -94,11 +95,11 @@ def test_pbt_sweep_finishes_with_exploits_recorded(pbt_sweep):
         taken = _exploited(trial)[0]
         assert taken["trained_by"] == trial.trial_id or taken["from_epoch"] > 1
     # compute counts every epoch trained, also those an exploit replaced in the trial's history
-    trained = {t.trial_id: Path(t.path, "epochs.jsonl").read_text().splitlines() for t in sweep.trials}
+    trained = {t.trial_id: t.trained_rows() for t in sweep.trials}  # its own lines of metrics.jsonl
     assert {t.trial_id: t.trial_epochs for t in sweep.trials} == {k: len(v) for k, v in trained.items()}
     for trial in sweep.trials:  # its own epochs of the history (not always a tail: A -> B -> A) are among them
         own = {(r["epoch"], r["done_at"]) for r in trial.history if r["trial_id"] == trial.trial_id}
-        assert own <= {(r["epoch"], r["done_at"]) for r in map(json.loads, trained[trial.trial_id])}
+        assert own <= {(r["epoch"], r["done_at"]) for r in trained[trial.trial_id]}
     assert sum(map(len, trained.values())) >= EPOCHS * len(sweep.trials) - sum(
         int(s["from_epoch"]) - 1 for t in sweep.trials for s in _exploited(t))
 
@@ -119,8 +120,8 @@ def test_replaying_an_exploited_trials_schedule_reproduces_it(pbt_sweep, tmp_pat
 
 
 def _last_checkpointed_epoch(trial_dir: Path) -> int:
-    histories = sorted(trial_dir.glob("checkpoint_*/history.json"))
-    return int(json.loads(histories[-1].read_text())[-1]["epoch"]) if histories else 0
+    rows = read_metrics(trial_dir)  # written before each epoch's checkpoint reaches Tune
+    return int(rows[-1]["epoch"]) if rows else 0
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ epochs.jsonl asserts of the interrupt tests in test_sweep.py, and the driver-kil
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -23,8 +22,9 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import write_space  # noqa: E402
 
+from hyco.run import METRICS_FILE, metrics_lines  # noqa: E402
 from hyco_ray.cli import main  # noqa: E402
-from hyco_ray.sweep_dir import TRAINED_FILE, load_sweep  # noqa: E402
+from hyco_ray.sweep_dir import load_sweep  # noqa: E402
 
 
 def _closed_port() -> int:
@@ -113,9 +113,9 @@ def test_a_space_field_given_twice_is_refused(tmp_path, capsys):
 
 
 def _epochs_trained(exp_dir: Path) -> dict[str, Counter]:
-    """Per trial: how often each epoch was trained (its epochs.jsonl rows)."""
-    return {p.parent.name: Counter(json.loads(line)["epoch"] for line in p.read_text().splitlines())
-            for p in exp_dir.glob(f"trial_*/{TRAINED_FILE}")}
+    """Per trial: how often each epoch was trained (its own rows of its metrics.jsonl)."""
+    return {p.parent.name: Counter(r["epoch"] for r in metrics_lines(p.parent) if f"trial_{r.get('trial_id')}" == p.parent.name)
+            for p in exp_dir.glob(f"trial_*/{METRICS_FILE}")}
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import SMALL, fail_once_at, start_shared_ray, write_space  # noqa: E402
 
+from hyco.run import metrics_lines  # noqa: E402
 from hyco_ray.analysis import export_best, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
 from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
@@ -298,7 +299,7 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
         assert after == before, f"finished trial {trial_id} was run again"
     for t in resumed.trials:  # an interrupted trial went on from its checkpoint: no epoch ran twice
         assert [r["epoch"] for r in t.history] == [1, 2, 3], (t.trial_id, [r["epoch"] for r in t.history])
-        trained = [json.loads(line)["epoch"] for line in Path(t.path, "epochs.jsonl").read_text().splitlines()]
+        trained = [r["epoch"] for r in metrics_lines(t.path) if r.get("trial_id") == t.trial_id]
         assert trained == [1, 2, 3], (t.trial_id, trained)  # 21.8: the epoch saved after the signal was trained again
     study = optuna.load_study(study_name="X", storage=f"sqlite:///{exp_dir}/optuna.db")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
@@ -632,7 +633,7 @@ def test_multi_objective_sweep_resumes_after_sigint_without_rerunning(tmp_path):
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert sorted(by_ray_id) == sorted(t.trial_id for t in resumed.trials)
     for t in resumed.trials:
-        trained = [json.loads(line)["epoch"] for line in Path(t.path, "epochs.jsonl").read_text().splitlines()]
+        trained = [r["epoch"] for r in metrics_lines(t.path) if r.get("trial_id") == t.trial_id]
         assert trained == [1, 2, 3], (t.trial_id, trained)  # 21.8: nothing trained twice after Ctrl-C
         assert by_ray_id[t.trial_id].state == optuna.trial.TrialState.COMPLETE
         assert by_ray_id[t.trial_id].values == [t.final[k] for k in OBJECTIVES]

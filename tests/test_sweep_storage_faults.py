@@ -26,6 +26,7 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import start_shared_ray, write_space  # noqa: E402
 
+from hyco.run import append_line  # noqa: E402
 from hyco_ray import sweep_dir  # noqa: E402
 from hyco_ray.cli import main  # noqa: E402
 from hyco_ray.space import load_space  # noqa: E402
@@ -77,11 +78,11 @@ def test_state_files_are_written_then_renamed(tmp_path):
         with pytest.raises(OSError):
             sweep_dir.write_atomic(exp / "experiment_state-1.json", "z" * 900_000)
         assert json.loads((exp / "experiment_state-1.json").read_text())["trial_data"] == ["x" * 300_000]
-        sweep_dir.append_line(exp / "epochs.jsonl", json.dumps({"epoch": 1}))
+        append_line(exp / "metrics.jsonl", json.dumps({"epoch": 1}))
         with pytest.raises(OSError):
-            sweep_dir.append_line(exp / "epochs.jsonl", json.dumps({"epoch": 2, "pad": "p" * 900_000}))
-        assert (exp / "epochs.jsonl").read_text() == '{"epoch": 1}\n'
-        assert sorted(p.name for p in exp.iterdir()) == ["epochs.jsonl", "experiment_state-1.json"]
+            append_line(exp / "metrics.jsonl", json.dumps({"epoch": 2, "pad": "p" * 900_000}))
+        assert (exp / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
+        assert sorted(p.name for p in exp.iterdir()) == ["experiment_state-1.json", "metrics.jsonl"]
 
 
 @pytest.mark.slow
@@ -121,7 +122,7 @@ def test_a_full_disk_stops_the_sweep_resumably_and_the_resume_loses_nothing(tmp_
         hint = last.split("continue it with: ")[1]
         for state in exp.glob("experiment_state-*.json"):
             json.loads(state.read_text())
-        for epochs in exp.glob("trial_*/epochs.jsonl"):
+        for epochs in exp.glob("trial_*/metrics.jsonl"):
             [json.loads(line) for line in epochs.read_text().splitlines()]
         assert not list(exp.rglob(".tmp-*")), "a half-written file was left"
         stopped = load_sweep(exp)

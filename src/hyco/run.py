@@ -1,9 +1,17 @@
-"""One training run in-process (no Ray): the debug run and, through hyco_ray, every sweep trial.
+"""One training run in-process (no Ray): ``hyco train``, and through hyco_ray every sweep trial.
 
 A run directory holds ``config.yaml`` (the resolved config), ``environment.json`` (what decides
 the numbers), ``metrics.jsonl`` (one line per finished epoch, written as it finishes, so a
 crash loses nothing), ``checkpoint.pt`` (latest state, for resume and ``hyco evaluate``),
-``figures/`` and, in evaluate mode, ``test_metrics.json``.
+``figures/`` and ``test_metrics.json`` (the test split, scored after the last epoch when asked).
+:func:`run_epochs` is the one epoch loop that writes it; a caller adds to each epoch through an
+:class:`EpochHook` (a sweep trial: its Tune report and checkpoint), so a trial directory is a run
+directory (docs/architecture.md, "One training loop").
+
+``metrics.jsonl`` only grows. A run that goes on from a checkpoint (``--resume``, a retried trial,
+a PBT trial that took over another's) first appends the checkpoint's epochs that the file does not
+already end with, so :func:`read_metrics` (the latest line of each epoch, a line for epoch e
+superseding those recorded before it for later epochs) gives the epochs the state stands on.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ import logging
 import math as pymath
 import os
 import pickle
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
@@ -25,13 +35,81 @@ from hyco.errors import HycoError, TrainingError
 from hyco.evaluation import plot_losses, plot_predictions, plot_theta, save
 from hyco.physics import make_problem
 from hyco.runtime import configure, environment
-from hyco.training import HybridTrainer, create_trainer
+from hyco.training import HybridTrainer, SeedGroup, aggregate, create_trainer
 
 log = logging.getLogger(__name__)
+
+#: the files of a run directory, named here only (a sweep's trial directory is one too)
+CONFIG_FILE, ENVIRONMENT_FILE, METRICS_FILE = "config.yaml", "environment.json", "metrics.jsonl"
+CHECKPOINT_FILE, TEST_METRICS_FILE, FIGURES_DIR = "checkpoint.pt", "test_metrics.json", "figures"
+
+
+class EpochHook(Protocol):
+    """What a caller adds to each epoch of :func:`run_epochs` (a sweep trial: hyco_ray.trainable)."""
+
+    def before_record(self, metrics: dict) -> None:
+        """Add keys to the epoch's metrics (in place) before they are recorded and checkpointed."""
+
+    def after_record(self, metrics: dict, run_dir: Path) -> None:
+        """The epoch is in ``metrics.jsonl`` and ``checkpoint.pt``: report it."""
 
 
 def _json_safe(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not pymath.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def _line(row: dict) -> str:
+    return json.dumps(_json_safe(row))
+
+
+def _effective(lines: list[str]) -> dict[int, str]:
+    """epoch -> the line that counts: the latest, a line for epoch e dropping later epochs recorded before it."""
+    rows: dict[int, str] = {}
+    for line in lines:
+        epoch = int(json.loads(line)["epoch"])
+        for later in [e for e in rows if e > epoch]:
+            del rows[later]
+        rows[epoch] = line
+    return dict(sorted(rows.items()))
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The epochs a run's latest state stands on, one row each, in order (its ``metrics.jsonl``)."""
+    return [json.loads(line) for line in _effective(_lines(Path(run_dir) / METRICS_FILE)).values()]
+
+
+def metrics_lines(run_dir: str | Path) -> list[dict]:
+    """Every line of ``metrics.jsonl``: each epoch trained, also those a resume or PBT exploit replaced."""
+    return [json.loads(line) for line in _lines(Path(run_dir) / METRICS_FILE)]
+
+
+def _append_restored(path: Path, history: list[dict]) -> None:
+    """Append the restored epochs from the first where the file's record differs (none on a plain resume)."""
+    recorded = _effective(_lines(path))
+    lines = [_line(row) for row in history]
+    first = next((i for i, line in enumerate(lines) if recorded.get(int(history[i]["epoch"])) != line), len(lines))
+    for line in lines[first:]:
+        append_line(path, line)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one whole line or nothing: a write the disk cannot take (full, quota) is cut off again,
+    so a reader never meets half a line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start, data = os.lseek(fd, 0, os.SEEK_END), (line.rstrip("\n") + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
 
 
 def check_finite(metrics: dict) -> dict:
@@ -68,8 +146,9 @@ def load_checkpoint(path: Path, map_location: str | None = None) -> dict:
 
 def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
     """``figures/``: losses.png (val losses; parameter error), theta.png, predictions.png (the first
-    val sim, every channel)."""
-    figures, problem = run_dir / "figures", trainer.problem
+    val sim, every channel); of a seed group, its first seed's."""
+    trainer = _members(trainer)[0]
+    figures, problem = run_dir / FIGURES_DIR, trainer.problem
     paths = []
     if trainer.history:
         paths.append(save(plot_losses(trainer.history), figures / "losses.png"))
@@ -115,74 +194,102 @@ def describe_run(final: dict, run_dir: Path) -> str:
 def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg`` writing everything into ``run_dir``; returns the last epoch's metrics."""
     run_dir = Path(run_dir).expanduser().resolve()
-    checkpoint = run_dir / "checkpoint.pt"
-    metrics_file = run_dir / "metrics.jsonl"
+    checkpoint, metrics_file = run_dir / CHECKPOINT_FILE, run_dir / METRICS_FILE
     if resume and not checkpoint.exists():
-        raise HycoError(f"nothing to resume: {run_dir} has no checkpoint.pt")
+        raise HycoError(f"nothing to resume: {run_dir} has no {CHECKPOINT_FILE}")
     if not resume and (checkpoint.exists() or metrics_file.exists()):
         raise HycoError(f"{run_dir} already holds a run: continue it with --resume, or choose a new --run-dir")
     state = load_checkpoint(checkpoint) if resume else None
+    return run_epochs(cfg, create_trainer(cfg), run_dir, state=state, evaluate="evaluate" in cfg.run_params.mode,
+                      progress=progress)
+
+
+def run_epochs(cfg: RunConfig, trainer: HybridTrainer, run_dir: Path, state: dict | None = None,
+               hook: EpochHook | None = None, evaluate: bool = False, progress: bool = False) -> dict:
+    """The epoch loop of every run (``hyco train``, a sweep trial): from ``state`` if given, each
+    epoch checked finite, recorded in ``metrics.jsonl``, checkpointed, then handed to ``hook``; after
+    the last one (before it is recorded, so a trial reports them) the figures and, with
+    ``evaluate``, the test scores (``test_*`` keys of its row). Returns the last epoch's metrics."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
-    trainer = create_trainer(cfg)
-    (run_dir / "environment.json").write_text(json.dumps(environment(cfg.run_params), indent=2))
+    checkpoint, metrics_file = run_dir / CHECKPOINT_FILE, run_dir / METRICS_FILE
+    (run_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
+    (run_dir / ENVIRONMENT_FILE).write_text(json.dumps(environment(cfg.run_params), indent=2))
     if state is not None:
         trainer.load_state_dict(state)
-        log.info("resumed %s after epoch %d", run_dir, trainer.epoch)
-        (run_dir / "test_metrics.json").unlink(missing_ok=True)  # stale: scored an earlier epoch
-    bar = tqdm(total=cfg.trainer_params.epochs, initial=trainer.epoch, desc=cfg.run_params.experiment_name,
+        log.info("%s goes on after epoch %d", run_dir, trainer.epoch)
+        (run_dir / TEST_METRICS_FILE).unlink(missing_ok=True)  # stale: scored an earlier epoch
+        _append_restored(metrics_file, trainer.history)
+    bar = tqdm(total=trainer.tp.epochs, initial=trainer.epoch, desc=cfg.run_params.experiment_name,
                disable=not progress, unit="epoch")
     try:
-        with metrics_file.open("a") as out:
-            for metrics in trainer.fit():
-                check_finite(metrics)
-                out.write(json.dumps(_json_safe(metrics)) + "\n")
-                out.flush()
-                save_checkpoint(trainer, checkpoint)
-                bar.update(1)
-                bar.set_postfix(val_loss=f"{metrics['val_loss']:.4g}", param_error=f"{metrics['param_error']:.3g}")
-    except TrainingError:
+        for metrics in _epochs(trainer, run_dir, evaluate):
+            if hook is not None:
+                hook.before_record(metrics)
+            append_line(metrics_file, _line(metrics))
+            save_checkpoint(trainer, checkpoint)
+            bar.update(1)
+            bar.set_postfix(val_loss=f"{metrics['val_loss']:.4g}", param_error=f"{metrics['param_error']:.3g}")
+            if hook is not None:
+                hook.after_record(metrics, run_dir)
+    except (TrainingError, KeyboardInterrupt):
         log.error("training stopped; metrics of %d finished epochs are in %s", trainer.epoch, metrics_file)
+        if trainer.history:
+            write_figures(trainer, run_dir)
         raise
     finally:
         bar.close()
-        if trainer.history:
-            write_figures(trainer, run_dir)
     final = dict(trainer.history[-1]) if trainer.history else {}
-    if "evaluate" in cfg.run_params.mode:
+    if evaluate and trainer.epoch >= trainer.tp.epochs and not (run_dir / TEST_METRICS_FILE).exists():  # resumed at its end
         final.update(evaluate_trainer(trainer, run_dir))
     return final
 
 
+def _epochs(trainer: HybridTrainer, run_dir: Path, evaluate: bool) -> Iterator[dict]:
+    """``trainer.fit()``, each epoch checked finite; the last one with figures and test scores."""
+    for metrics in trainer.fit():
+        check_finite(metrics)
+        if trainer.epoch >= trainer.tp.epochs:
+            write_figures(trainer, run_dir)
+            if evaluate:
+                metrics.update({k: v for k, v in evaluate_trainer(trainer, run_dir).items() if k.startswith("test_")})
+        yield metrics
+
+
+def _members(trainer) -> list[HybridTrainer]:
+    """The trainers of a run: one, or a seed group's (:class:`hyco.training.SeedGroup`)."""
+    return list(getattr(trainer, "members", [trainer]))
+
+
 def evaluate_trainer(trainer: HybridTrainer, run_dir: Path) -> dict:
-    """Score the test split (full fields); writes ``test_metrics.json``."""
-    if len(trainer.dataset.test) == 0:
-        raise HycoError("trainer_params.test_sim is empty: nothing to evaluate")
-    scores = trainer.evaluate(trainer.dataset.test)
-    result = {
-        "test_loss": trainer.combined_loss(scores),  # as val_loss combines the val scores
-        "test_loss_synthetic": scores["loss_synthetic"],
-        "test_loss_physical": scores["loss_physical"],
-        "param_error": trainer.physical.param_error(),
-        "theta": trainer.physical.theta.tolist(),
-        "epoch": trainer.epoch,
-    }
-    (run_dir / "test_metrics.json").write_text(json.dumps(_json_safe(result), indent=2))
+    """Score the test split (full fields); writes ``test_metrics.json``. A seed group's scores are its
+    members' means, each seed's beside them (``per_seed``)."""
+    scores = []
+    for member in _members(trainer):
+        if len(member.dataset.test) == 0:
+            raise HycoError("trainer_params.test_sim is empty: nothing to evaluate")
+        test = member.evaluate(member.dataset.test)
+        scores.append({
+            "test_loss": member.combined_loss(test),  # as val_loss combines the val scores
+            "test_loss_synthetic": test["loss_synthetic"],
+            "test_loss_physical": test["loss_physical"],
+            "param_error": member.physical.param_error(),
+            "theta": member.physical.theta.tolist(),
+            "epoch": member.epoch,
+        })
+    result = scores[0] if len(scores) == 1 else aggregate(scores)
+    (run_dir / TEST_METRICS_FILE).write_text(json.dumps(_json_safe(result), indent=2))
     return result
 
 
 def evaluate_run(run_dir: str | Path) -> dict:
-    """Rebuild the trainer of a finished run (of ``hyco train``, or a sweep's trial directory:
-    ``hyco_config.yaml`` and the latest ``checkpoint_*/trainer_state.pt``) and score the test split."""
+    """Rebuild the trainer of a finished run (of ``hyco train`` or a sweep trial: the same layout)
+    from its config and checkpoint, and score the test split."""
     run_dir = Path(run_dir).expanduser().resolve()
-    checkpoint, config = run_dir / "checkpoint.pt", run_dir / "config.yaml"
-    trial_checkpoints = sorted(run_dir.glob("checkpoint_*/trainer_state.pt"))
-    if not checkpoint.exists() and trial_checkpoints and (run_dir / "hyco_config.yaml").exists():
-        checkpoint, config = trial_checkpoints[-1], run_dir / "hyco_config.yaml"
+    checkpoint, config = run_dir / CHECKPOINT_FILE, run_dir / CONFIG_FILE
     if not checkpoint.exists():
-        raise HycoError(f"{run_dir} has no checkpoint.pt: is it a run directory of hyco train (or a sweep's trial directory)?")
+        raise HycoError(f"{run_dir} has no {CHECKPOINT_FILE}: is it a run directory (of hyco train or a sweep trial)?")
     state = load_checkpoint(checkpoint)
     cfg = load_config_file(config)
-    trainer = create_trainer(cfg)
+    trainer = create_trainer(cfg) if "members" not in state else SeedGroup.create(cfg, int(len(state["members"])))
     trainer.load_state_dict(state)
     return evaluate_trainer(trainer, run_dir)

@@ -9,14 +9,18 @@ from __future__ import annotations
 from hyco.training.factory import build_model, build_trainer, create_trainer
 from hyco.training.hybrid import HybridTrainer, PhysicsOnlyTrainer, SyntheticTrainer
 from hyco.training.physical import PhysicalStep, PhysicalTrainer
+from hyco.training.seeds import SeedGroup, aggregate, seed_configs
 
 __all__ = [
     "HybridTrainer",
     "PhysicalStep",
     "PhysicalTrainer",
     "PhysicsOnlyTrainer",
+    "SeedGroup",
     "SyntheticTrainer",
+    "aggregate",
     "build_model",
     "build_trainer",
     "create_trainer",
+    "seed_configs",
 ]
