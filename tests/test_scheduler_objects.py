@@ -86,7 +86,7 @@ def test_dry_run_descriptions_come_from_the_objects(tmp_path):
     assert scheduler_of(fifo).describe(fifo) == "none: every trial runs all 3 epochs"
     assert "PBT every 1 epochs" in scheduler_of(pbt).describe(pbt) and "trainer_params.alpha" in scheduler_of(pbt).describe(pbt)
     plan = plan_text(pbt)
-    assert "Tune's random sampler (seed 0) draws the population" in plan and "optuna" not in plan
+    assert "Tune's random sampler (seed 0) draws the population" in plan and "searcher: optuna" not in plan
     assert "trainer_params.alpha: uniform [0.05, 1.0]" in plan and "max_iterations: int [1, 4]" in plan
     assert "searcher: optuna tpe (seed 0), study" in plan_text(asha)
 

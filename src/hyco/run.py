@@ -219,6 +219,7 @@ def run_epochs(cfg: RunConfig, trainer: HybridTrainer, run_dir: Path, state: dic
         log.info("%s goes on after epoch %d", run_dir, trainer.epoch)
         (run_dir / TEST_METRICS_FILE).unlink(missing_ok=True)  # stale: scored an earlier epoch
         _append_restored(metrics_file, trainer.history)
+    metrics_file.touch()  # a run that fails in its first epoch still has its (empty) record
     bar = tqdm(total=trainer.tp.epochs, initial=trainer.epoch, desc=cfg.run_params.experiment_name,
                disable=not progress, unit="epoch")
     try:
