@@ -148,6 +148,10 @@ def check_address(address: str) -> None:
     id the way ``ray.init`` asks (same address resolution, TLS and token settings)."""
     import socket
 
+    # Private Ray API, no public equivalent: ray.init has no connect timeout (its GCS client waits and
+    # retries by design since ray-project/ray#39397, issue #38854, and an auth failure surfaces only
+    # after that), so the address is resolved and the GCS asked as ray.init does, with our timeout.
+    # test_resume_faults.py's address tests (a closed port, a real token-auth Ray) fail if these move.
     from ray._private import services
 
     where = address
@@ -238,7 +242,9 @@ def _deleted_checkpoints_tolerated():
     experiment snapshot a resume starts from can be older than a deletion (a killed driver's is up to
     ``checkpoint_period_s`` old): deleting one already gone then logged an ERROR traceback per trial
     (``Path not found: .../checkpoint_000000``) and skipped the rest of Tune's checkpoint bookkeeping.
-    Gone is what deleting wants. Private Ray API (2.60); test_resume_faults.py fails if it moves."""
+    Gone is what deleting wants. The driver's record of a trial's checkpoints falling behind storage is
+    ray-project/ray#27790 (restore was fixed by #29099; deletion still raises). Private Ray API (2.60):
+    test_resume_faults.py's driver-kill test fails if it moves."""
     from ray.train._internal import checkpoint_manager
 
     delete = checkpoint_manager._delete_fs_path
