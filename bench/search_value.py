@@ -13,6 +13,8 @@ Variants (the shipped spaces' problem is burgers_quick's; the others are not in 
 * ``burgers_half``: burgers_quick's problem, x in [0, 0.5] observed, 2 % noise;
 * ``burgers_middle``: x in [0.25, 0.6] observed, 3 % noise (issue 19's "variant nobody tuned to");
 * ``burgers_thin``: viscosity truth 0.02 (guess 0.15), x in [0.5, 1.0] observed, 1 % noise;
+* ``heat_corner``: heat, x, y in [0.5, 1] observed, 2 % noise, amplitudes truth (0.03, 0.01, 0.015);
+* ``heat_strip``: heat, y in [0, 0.3] observed (all x), 1 % noise;
 * ``heat_quarter``: heat, x, y in [0, 0.5] observed, 1 % noise (alpha_P 0.9 vs 0.99 doubles heat's
   theta error there: bench/RESULTS.md, hyco_vs_baselines).
 
@@ -57,6 +59,12 @@ VARIANTS = {  # name -> (base config, overrides, in a shipped space?)
                                                     "data.observation.region=[[0.5,1.0]]", "data.observation.noise=0.01"], False),
     "heat_quarter": ("heat_hybrid_quick_test", ["data.observation.mask=region", "data.observation.region=[[0.0,0.5],[0.0,0.5]]",
                                                  "data.observation.noise=0.01"], False),
+    # two more heat cases made for issue 19's "at least two variants": other regions, noise and truths
+    "heat_corner": ("heat_hybrid_quick_test", ["data.observation.mask=region", "data.observation.region=[[0.5,1.0],[0.5,1.0]]",
+                                                "data.observation.noise=0.02", "model.physical.params.amplitudes.truth=[0.03,0.01,0.015]"],
+                    False),
+    "heat_strip": ("heat_hybrid_quick_test", ["data.observation.mask=region", "data.observation.region=[[0.0,1.0],[0.0,0.3]]",
+                                               "data.observation.noise=0.01"], False),
 }
 #: the settings searched: the ones the science benches found to act on partially observed problems
 SPACE = {
