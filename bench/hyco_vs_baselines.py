@@ -283,6 +283,7 @@ def main() -> None:
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--cases", default="full,quarter,half")
+    parser.add_argument("--problems", default=None, help="comma-separated problems of each case (default: all it has)")
     parser.add_argument("--methods", default=None, help="comma-separated method:setting labels (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--merge", action="store_true", help="add to the records in --out instead of replacing them")
@@ -296,7 +297,7 @@ def main() -> None:
         methods = list(METHODS) if not args.methods else [tuple(m.split(":")) for m in args.methods.split(",")]
         with tempfile.TemporaryDirectory() as cache:
             for case in args.cases.split(","):
-                for problem in CASES[case]:
+                for problem in [p for p in CASES[case] if not args.problems or p in args.problems.split(",")]:
                     for seed in range(args.seed_start, args.seed_start + args.seeds):  # seed-major: pairs complete early
                         for method in methods:
                             t0 = time.perf_counter()
