@@ -36,8 +36,9 @@ the geometric mean of the objective (val_loss recomputed from S's and P's val er
 ratio to the defaults' on the same seeds. Settings are retrained once per problem, the first time
 some sweep picks them (a pick is one of the 12 settings; PBT's is its final settings, retrained
 without its schedule). Per method and problem: ``final_confirmed_ratio`` (at the budget) and
-``compute_to_random_final`` (the first b at which the pick's confirmed value is at or below random
-search's final one, median over its seeds, as a fraction of the budget; null: not within the budget)
+``compute_to_random_final`` (the first b at which the pick's confirmed value is within
+``--tolerance`` (2 %) of random search's final one (median over its seeds) or below, as a fraction
+of the budget; null: not within the budget)
 with their spread over searcher seeds, and the paired difference to random (same searcher seed).
 
 Writes ``bench/results/search_methods.json`` (after every sweep, so a stopped run keeps what it
@@ -166,7 +167,7 @@ def summarise(records: list[dict], table: dict, args, seeds, started, load_befor
     out = {"bench": "search_methods", "command": "nice -n 10 python bench/search_methods.py " + " ".join(sys.argv[1:]),
            "started_utc": f"{started:%Y-%m-%d %H:%M}", "cpu": _cpu_model(), "load_before": load_before,
            "load_after": load(), "wall_s": round(time.perf_counter() - tic), "budget": args.budget,
-           "epochs": args.epochs, "searcher_seeds": seeds, "confirm_seeds": [SEED_OFFSET + i for i in range(args.confirm_seeds)],
+           "epochs": args.epochs, "tolerance": args.tolerance, "searcher_seeds": seeds, "confirm_seeds": [SEED_OFFSET + i for i in range(args.confirm_seeds)],
            "metric": "objective (val_loss of the pick retrained on the fresh seeds) / the defaults', geometric mean",
            "space": search_value.SPACE, "problems": {}, "records": records,
            "confirmed_table": {p: t for p, t in table.items()}}
@@ -179,7 +180,8 @@ def summarise(records: list[dict], table: dict, args, seeds, started, load_befor
             mine = [r for r in recs if r["method"] == method]
             to_target = []
             for r in mine:
-                hit = next((b for b, v in enumerate(r["curve"], 1) if target is not None and v <= target * (1 + 1e-12)), None)
+                hit = next((b for b, v in enumerate(r["curve"], 1)
+                            if target is not None and v <= target * (1 + args.tolerance)), None)
                 to_target.append(hit / args.budget if hit else None)
             reached = sorted(v if v is not None else math.inf for v in to_target)
             med = statistics.median(reached) if reached else math.inf
@@ -254,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--startup", type=int, default=2, help="random start-up trials of the model-based samplers")
     parser.add_argument("--grace", type=int, default=None, help="ASHA's rung (epochs; default: half a trial)")
     parser.add_argument("--pbt-interval", type=int, default=None, help="PBT's perturbation interval (default: half a trial)")
+    parser.add_argument("--tolerance", type=float, default=0.02,
+                        help="'reached' random's final: within this fraction of it (below the confirmation's resolution)")
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides of every problem (tests: a tinier one)")
     parser.add_argument("--out", default=str(RESULTS / "search_methods.json"))
     parser.add_argument("--figure", default=None, help="the png (default: --out with .png)")
