@@ -1,33 +1,55 @@
-"""Search methods side by side on one budget of trial-epochs: random, TPE+ASHA, multi-objective, PBT.
+"""Search methods on problems where the settings matter, on one budget of trial-epochs, scored by the
+*confirmed* metric of their pick on fresh seeds.
 
-    python bench/search_methods.py [--budget 64] [--epochs 8] [--seeds 0,1,2] [--concurrent 2]
+    nice -n 10 python bench/search_methods.py [--problems heat_quarter,burgers_middle] [--budget 24]
+        [--epochs 4] [--seeds 0,1,2,3,4] [--confirm-seeds 3] [--cpus 2] [--methods ...]
 
-The problem and space are burgers_quick's (``search_spaces/burgers_quick.yaml``: the quick 1D
-Burgers test config, half the domain observed with 2 % noise, six HYCO settings searched), each
-trial ``--epochs`` epochs. Every method runs as a real sweep (``hyco_ray.sweep.run_sweep``, one
-local Ray for all), once per searcher seed:
+Problems: the variants of ``bench/search_value.py`` whose landscape has spread (its JSON's
+``landscape``: heat_quarter max/min 2.9, burgers_middle 1.6; burgers_half and burgers_thin 1.15 and
+1.10), with its space (alpha, alpha_physical, interaction_region: 3 x 2 x 2 = 12 settings) and its
+cosine learning-rate schedule; each trial ``--epochs`` epochs at the config's own seed. Every method
+runs as a real sweep (``hyco_ray.sweep.run_sweep``, one local Ray for all), once per searcher seed;
+the first trial of every sweep is the defaults (the space's ``defaults``, as in any shipped sweep):
 
-* ``random``: budget/epochs configs of Optuna's random sampler, FIFO (exactly the budget);
-* ``tpe+asha``: TPE (4 random start-up trials) with burgers_quick's ASHA rungs;
-* ``mo-tpe+asha``: multi-objective TPE on (val_loss_synthetic, val_loss_physical), ASHA on the
-  scalarisation val_loss with burgers_pareto's rungs;
-* ``pbt``: a population of budget/epochs trials (seeded random start), the worst quarter
-  exploits the best quarter every 2 epochs, mutating the schedulable settings (exactly the budget).
+* ``random``: budget/epochs trials of Optuna's random sampler, FIFO;
+* ``tpe-mv``: multivariate TPE (``searcher.sampler: tpe-multivariate``), FIFO;
+* ``gp``: Optuna's GP sampler (``gp``), FIFO;
+* ``cmaes``: Optuna's CMA-ES (``cmaes``), FIFO; not in the default methods: on this all-``choice``
+  space it draws every setting from its random fallback, i.e. it *is* random search;
+* ``tpe-mv+asha``: multivariate TPE with ASHA, one rung at half a trial (``--grace``, reduction 2:
+  the setting issue 12's asha_vs_fifo found to keep the best), 4/3 budget/epochs + 1 trials (what the
+  budget pays if half stop at the rung), cut at the budget;
+* ``pbt``: a population of budget/epochs trials (Tune's seeded random start), all at once, the worst
+  quarter exploits the best quarter every ``--pbt-interval`` epochs (exactly the budget);
+* ``mo-front``: multivariate TPE on (val_loss_synthetic, val_loss_physical), FIFO; its pick is the
+  front member with the lowest val_loss (their geometric mean: always on the front).
 
-The ASHA methods get twice budget/epochs trials and are cut at the budget: every trained epoch
-carries its wall time (``done_at``), so "reached within b trial-epochs" means among trials whose
-last epoch was done before the b-th epoch of the sweep was. Printed at budget/4, budget/2 and
-budget: the best combined metric (val_loss) among trials that ran all epochs, the lowest θ error
-among them, and the θ error of the trial the metric picks. References beside them: θ at its
-guess, and the base config's default settings trained as long as one trial (no search).
+PB2 is not run: it models continuous bounds only and this space is all ``choice`` (and hyco_ray has
+no ``pb2`` scheduler).
 
-Headline figures go to ``bench/results/search_methods.json``: one record per (method, seed) with
-``trial_epochs``, ``best_metric``, ``best_param_error`` (and the rest).
+Anytime score: every trained epoch carries its wall time (``done_at``), so "after b trial-epochs"
+means the trials whose last epoch was done before the b-th epoch of the sweep was. The pick at b is
+the complete trial with the lowest val_loss then (before any: the defaults); its *confirmed* value is
+its settings retrained from scratch (``hyco_ray.retrain``, ``hyco confirm``'s runs) on
+``--confirm-seeds`` fresh seeds (``run_params.seed = data.seed = 1000 + i``, never seen by a search),
+the geometric mean of the objective (val_loss recomputed from S's and P's val errors) over them, as a
+ratio to the defaults' on the same seeds. Settings are retrained once per problem, the first time
+some sweep picks them (a pick is one of the 12 settings; PBT's is its final settings, retrained
+without its schedule). Per method and problem: ``final_confirmed_ratio`` (at the budget) and
+``compute_to_random_final`` (the first b at which the pick's confirmed value is within
+``--tolerance`` (2 %) of random search's final one (median over its seeds) or below, as a fraction
+of the budget; null: not within the budget)
+with their spread over searcher seeds, and the paired difference to random (same searcher seed).
+
+Writes ``bench/results/search_methods.json`` (after every sweep, so a stopped run keeps what it
+has) and ``bench/results/search_methods.png`` (the anytime curves: median and range over seeds).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import math
 import statistics
@@ -35,173 +57,319 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
-
-import yaml
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
+import search_value  # noqa: E402
 from sweep_overhead import _cpu_model, load, write_summary  # noqa: E402
 
-METHODS = ("random", "tpe+asha", "mo-tpe+asha", "pbt")
+METHODS = ("random", "tpe-mv", "gp", "tpe-mv+asha", "pbt", "mo-front")
+ALL_METHODS = (*METHODS, "cmaes")
+SAMPLER = {"random": "random", "tpe-mv": "tpe-multivariate", "gp": "gp", "cmaes": "cmaes",
+           "tpe-mv+asha": "tpe-multivariate", "mo-front": "tpe-multivariate"}
+PROBLEMS = ("heat_quarter", "burgers_middle")
 METRIC = "val_loss"
+MO = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
+SEED_OFFSET = 1000  # hyco_ray.confirm's fresh seeds
 
 
-def quick_space() -> dict:
-    """burgers_quick.yaml as data (its problem, space and resources), without its epochs."""
-    data = yaml.safe_load((ROOT / "search_spaces" / "burgers_quick.yaml").read_text())
-    data["overrides"] = [o for o in data["overrides"] if not o.startswith("trainer_params.epochs=")]
-    return data
-
-
-def make_spec(tmp: Path, method: str, seed: int, args):
+def make_spec(tmp: Path, problem: str, method: str, seed: int, args):
     from hyco_ray.space import parse_space, validate_space
 
-    quick, pareto = quick_space(), yaml.safe_load((ROOT / "search_spaces" / "burgers_pareto.yaml").read_text())
+    base, overrides, _ = search_value.VARIANTS[problem]
     population = args.budget // args.epochs
-    data = {**quick, "name": f"{method.replace('+', '-')}-s{seed}", "storage_path": str(tmp / "sweeps"),
-            "max_concurrent": args.concurrent, "max_failures": 0, "metric": METRIC, "mode": "min", "noise_seeds": 0,
-            "overrides": [*quick["overrides"], f"trainer_params.epochs={args.epochs}",
-                          f"data.cache_dir={tmp / 'cache'}", *args.extra]}
-    searcher = {"type": "optuna", "seed": seed, "storage": None, "n_startup_trials": 4}
-    if method == "random":
-        data.update(num_samples=population, scheduler={"type": "fifo"}, searcher={**searcher, "sampler": "random"})
-    elif method == "tpe+asha":
-        data.update(num_samples=2 * population, searcher={**searcher, "sampler": "tpe"})
-    elif method == "mo-tpe+asha":
-        data.update(num_samples=2 * population, searcher={**searcher, "sampler": "tpe"},
-                    objectives=pareto["objectives"], scheduler=pareto["scheduler"])
+    data = {"name": f"{problem}-{method.replace('+', '-')}-s{seed}", "base": base, "space": search_value.SPACE,
+            "storage_path": str(tmp / "sweeps"), "metric": METRIC, "mode": "min", "max_concurrent": args.cpus,
+            "max_failures": 0, "noise_seeds": 0, "resources": {"cpu": 1, "gpu": 0}, "num_samples": population,
+            "scheduler": {"type": "fifo"},
+            "overrides": [*overrides, *search_value.COMMON, f"trainer_params.epochs={args.epochs}",
+                          f"data.cache_dir={tmp / 'cache'}", *args.extra],
+            "searcher": {"type": "optuna", "seed": seed, "storage": None, "n_startup_trials": args.startup,
+                         "sampler": SAMPLER.get(method, "random")}}
+    if method == "tpe-mv+asha":
+        data.update(num_samples=math.ceil(4 * population / 3) + 1,  # enough if half stop at the rung
+                    scheduler={"type": "asha", "grace_period": args.grace, "reduction_factor": 2})
+    elif method == "mo-front":
+        data.update(objectives=MO)
     elif method == "pbt":
-        data.update(num_samples=population, max_concurrent=population,
-                    resources={"cpu": args.concurrent / population, "gpu": 0},
-                    scheduler={"type": "pbt", "perturbation_interval": args.pbt_interval},
-                    searcher={"type": "optuna", "sampler": "random", "seed": seed})
-    else:
-        raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
-    if data["scheduler"]["type"] == "asha":  # rungs below max_t only (tiny runs in the tests)
-        data["scheduler"]["grace_period"] = min(data["scheduler"]["grace_period"], max(1, args.epochs // 2))
+        data.update(max_concurrent=population, resources={"cpu": args.cpus / population, "gpu": 0},
+                    scheduler={"type": "pbt", "perturbation_interval": args.pbt_interval})
+    elif method not in SAMPLER:
+        raise ValueError(f"unknown method {method!r}; one of {', '.join(ALL_METHODS)}")
     return validate_space(parse_space(data, where=f"bench {method}"))
 
 
-def trained_rows(trial) -> list[dict]:
-    """Every epoch this trial trained (:meth:`hyco_ray.sweep_dir.TrialRecord.trained_rows`)."""
-    return trial.trained_rows()
+def key_of(params: dict) -> str:
+    """A setting of the space as a short name (the confirmation runs' directory)."""
+    return "_".join(str(params[k]) for k in search_value.SPACE)
 
 
-def reached(sweep, max_t: int, budgets: list[int]) -> dict[int, dict]:
-    """At each budget b: the best metric, the lowest θ error and the θ error of the best-metric trial
-    among trials that had run all ``max_t`` epochs when the sweep had trained b epochs."""
-    times = sorted(r["done_at"] for t in sweep.trials for r in trained_rows(t))
-    out = {}
-    for b in budgets:
-        cutoff = times[min(b, len(times)) - 1]
+def picks(sweep, max_t: int, budget: int, defaults: dict) -> list[dict]:
+    """The pick after each b = 1..budget trial-epochs: the complete trial with the lowest val_loss
+    among those done when the sweep had trained b epochs (before any: the defaults)."""
+    times = sorted(r["done_at"] for t in sweep.trials for r in t.trained_rows())
+    out = []
+    for b in range(1, budget + 1):
+        cutoff = times[min(b, len(times)) - 1] if times else -math.inf
         done = [t for t in sweep.trials if t.epochs >= max_t and "training_error" not in t.final
-                and t.final["done_at"] <= cutoff and math.isfinite(t.value(METRIC))]
+                and t.final.get("done_at", math.inf) <= cutoff and math.isfinite(t.value(METRIC))]
         best = min(done, key=lambda t: t.value(METRIC)) if done else None
-        out[b] = {"trial_epochs": min(b, len(times)), "complete": len(done),
-                  "best_metric": best.value(METRIC) if best else math.nan,
-                  "best_param_error": min(t.value("param_error") for t in done) if done else math.nan,
-                  "param_error_of_best": best.value("param_error") if best else math.nan,
-                  "best_params": best.params if best else None}
+        params = {k: best.params[k] for k in search_value.SPACE} if best else defaults
+        out.append({"params": params, "search_value": best.value(METRIC) if best else None})
     return out
 
 
-def references(spec) -> dict:
-    """θ at its guess, and the base config's defaults trained ``max_t`` epochs (what no search gives)."""
-    from hyco.config import load_config
-    from hyco.training import create_trainer
+def confirm(tmp: Path, spec, table: dict, settings: list[dict], seeds: list[int]) -> float:
+    """Retrain the settings not yet in ``table`` on the fresh seeds (Ray tasks, one CPU each); returns
+    the seconds it took."""
+    from hyco_ray.retrain import TEST_METRICS, result_path, run_tasks
 
-    trainer = create_trainer(load_config(spec.base, spec.trial_overrides({}, threads=1)))
-    guess = trainer.physical.param_error(trainer.problem.guess)
-    metrics = list(trainer.fit())[-1]
-    return {"guess_param_error": guess, "defaults_metric": metrics[METRIC], "defaults_param_error": metrics["param_error"]}
+    todo = {key_of(p): p for p in settings if key_of(p) not in table}
+    if not todo:
+        return 0.0
+    tic, root = time.perf_counter(), tmp / "confirm" / spec.name.split("-")[0]
+    runs = [(SimpleNamespace(name=k, overrides=spec.trial_overrides(p, threads=1)), s) for k, p in todo.items() for s in seeds]
+    with contextlib.redirect_stdout(io.StringIO()):
+        run_tasks(root, spec.base, METRIC, runs, 0, len(runs), "runs")
+    import json
+
+    for k, p in todo.items():
+        results = [json.loads(result_path(root, "runs", k, s).read_text()) for s in seeds]
+        table[k] = {"params": p, **{m: [r.get(m, math.nan) for r in results] for m in ("objective", *TEST_METRICS)}}
+    return time.perf_counter() - tic
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(statistics.mean(math.log(v) for v in values)) if values and all(v > 0 for v in values) else math.nan
+
+
+def ratio(table: dict, params: dict, defaults: dict, metric: str = "objective") -> float:
+    """The setting's confirmed value / the defaults', geometric mean over the fresh seeds (paired)."""
+    a, b = table[key_of(params)][metric], table[key_of(defaults)][metric]
+    return geomean([x / y for x, y in zip(a, b)])
+
+
+T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def spread(values: list) -> dict:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return {"median": statistics.median(finite) if finite else None, "min": min(finite) if finite else None,
+            "max": max(finite) if finite else None, "per_seed": values}
+
+
+def summarise(records: list[dict], table: dict, args, seeds, started, load_before, tic, refs) -> dict:
+    out = {"bench": "search_methods", "command": "nice -n 10 python bench/search_methods.py " + " ".join(sys.argv[1:]),
+           "started_utc": f"{started:%Y-%m-%d %H:%M}", "cpu": _cpu_model(), "load_before": load_before,
+           "load_after": load(), "wall_s": round(time.perf_counter() - tic), "budget": args.budget,
+           "epochs": args.epochs, "tolerance": args.tolerance, "searcher_seeds": seeds, "confirm_seeds": [SEED_OFFSET + i for i in range(args.confirm_seeds)],
+           "metric": "objective (val_loss of the pick retrained on the fresh seeds) / the defaults', geometric mean",
+           "space": search_value.SPACE, "problems": {}, "records": records,
+           "confirmed_table": {p: t for p, t in table.items()}}
+    for problem in dict.fromkeys(r["problem"] for r in records):
+        recs = [r for r in records if r["problem"] == problem]
+        rand = {r["seed"]: r["curve"][-1] for r in recs if r["method"] == "random"}
+        target = statistics.median(rand.values()) if rand else None
+        methods = {}
+        for method in dict.fromkeys(r["method"] for r in recs):
+            mine = [r for r in recs if r["method"] == method]
+            to_target = []
+            for r in mine:
+                hit = next((b for b, v in enumerate(r["curve"], 1)
+                            if target is not None and v <= target * (1 + args.tolerance)), None)
+                to_target.append(hit / args.budget if hit else None)
+            reached = sorted(v if v is not None else math.inf for v in to_target)
+            med = statistics.median(reached) if reached else math.inf
+            paired = [math.log(r["curve"][-1] / rand[r["seed"]]) for r in mine if r["seed"] in rand]
+            diff = None
+            if len(paired) > 1 and method != "random":
+                m, s = statistics.mean(paired), statistics.stdev(paired)
+                half = T975.get(len(paired) - 1, 2.0) * s / math.sqrt(len(paired))
+                diff = {"geomean_ratio_to_random": math.exp(m), "interval95": [math.exp(m - half), math.exp(m + half)],
+                        "seeds_better": sum(p < 0 for p in paired), "seeds_worse": sum(p > 0 for p in paired)}
+            methods[method] = {
+                "compute_to_random_final": {**spread(to_target), "median": med if math.isfinite(med) else None,
+                                            "not_reached": sum(v is None for v in to_target)},
+                "final_confirmed_ratio": spread([r["curve"][-1] for r in mine]),
+                "final_confirmed_param_error_ratio": spread([r["param_error_ratio"] for r in mine]),
+                "trained_epochs": [r["trained_epochs"] for r in mine], "wall_s": [round(r["wall_s"]) for r in mine],
+                "vs_random_paired": diff}
+        defaults = refs[problem]["defaults_params"]
+        conf = table[problem]
+        methods["reference: defaults"] = {"final_confirmed_ratio": spread([1.0]), "compute_to_random_final": None,
+                                          "confirmed_objective": conf[key_of(defaults)]["objective"]}
+        out["problems"][problem] = {
+            "random_final_median": target, "methods": methods, **refs[problem],
+            "best_setting_ratio": min(ratio(conf, t["params"], defaults) for t in conf.values()),
+            "settings_confirmed": {k: ratio(conf, t["params"], defaults) for k, t in conf.items()}}
+    return out
+
+
+def figure(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = list(summary["problems"])
+    fig, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4.5), squeeze=False)
+    budget = summary["budget"]
+    for ax, problem in zip(axes[0], problems):
+        recs = [r for r in summary["records"] if r["problem"] == problem]
+        for i, method in enumerate(dict.fromkeys(r["method"] for r in recs)):
+            curves = [r["curve"] for r in recs if r["method"] == method]
+            x = [b / budget for b in range(1, budget + 1)]
+            med = [statistics.median(c[j] for c in curves) for j in range(budget)]
+            lo = [min(c[j] for c in curves) for j in range(budget)]
+            hi = [max(c[j] for c in curves) for j in range(budget)]
+            colour = f"C{i}"
+            ax.step(x, med, where="post", color=colour, label=f"{method} ({len(curves)} seeds)", lw=2 - 0.15 * i)
+            ax.fill_between(x, lo, hi, step="post", color=colour, alpha=0.12)
+        target = summary["problems"][problem]["random_final_median"]
+        ax.axhline(1.0, color="k", lw=0.8, ls=":", label="defaults (no search)")
+        if target:
+            ax.axhline(target, color="C0", lw=0.8, ls="--", label="random's final (median)")
+        ax.axhline(summary["problems"][problem]["best_setting_ratio"], color="grey", lw=0.8, ls="-.",
+                   label="best of the 12 settings")
+        ax.set(title=f"{problem}: budget {budget} trial-epochs ({summary['epochs']}-epoch trials)",
+               xlabel="trial-epochs / budget", ylabel="pick's confirmed val_loss / defaults' (fresh seeds)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=64, help="trial-epochs per method and seed")
-    parser.add_argument("--epochs", type=int, default=8, help="epochs per trial (max_t)")
-    parser.add_argument("--seeds", default="0,1,2", help="searcher seeds")
-    parser.add_argument("--concurrent", type=int, default=2, help="CPUs (and trials at once, PBT: all at once)")
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--pbt-interval", type=int, default=2, help="PBT's perturbation interval (epochs)")
-    parser.add_argument("--extra", nargs="*", default=[], help="more overrides of the problem (tests: a tinier one)")
+    parser.add_argument("--problems", default=",".join(PROBLEMS), help=f"of {', '.join(search_value.VARIANTS)}")
+    parser.add_argument("--budget", type=int, default=16, help="trial-epochs per method, problem and seed")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per trial (max_t) and per confirmation run")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="searcher seeds")
+    parser.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds each pick is retrained on")
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray (trials at once; PBT: all at once)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"of {', '.join(ALL_METHODS)}")
+    parser.add_argument("--startup", type=int, default=2, help="random start-up trials of the model-based samplers")
+    parser.add_argument("--grace", type=int, default=None, help="ASHA's rung (epochs; default: half a trial)")
+    parser.add_argument("--pbt-interval", type=int, default=None, help="PBT's perturbation interval (default: half a trial)")
+    parser.add_argument("--tolerance", type=float, default=0.02,
+                        help="'reached' random's final: within this fraction of it (below the confirmation's resolution)")
+    parser.add_argument("--extra", nargs="*", default=[], help="more overrides of every problem (tests: a tinier one)")
     parser.add_argument("--out", default=str(RESULTS / "search_methods.json"))
+    parser.add_argument("--figure", default=None, help="the png (default: --out with .png)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="train nothing: the records of these runs (e.g. searcher seeds run as separate "
+                             "processes) summarised together into --out and its figure")
     args = parser.parse_args(argv)
-    methods = args.methods.split(",")
+    if args.merge:
+        return merge(args)
+    args.grace = args.grace or max(1, args.epochs // 2)
+    args.pbt_interval = args.pbt_interval or max(1, args.epochs // 2)
+    methods, problems = args.methods.split(","), args.problems.split(",")
     if args.budget < 2 * args.epochs or args.budget % args.epochs:
         parser.error(f"--budget {args.budget} must be a multiple of --epochs {args.epochs}, at least 2 trials' worth")
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
-    budgets = sorted({max(args.epochs, args.budget // 4), args.budget // 2, args.budget})
-    load_before, tic = load(), time.perf_counter()
+    fresh = [SEED_OFFSET + i for i in range(args.confirm_seeds)]
+    load_before, tic, started = load(), time.perf_counter(), datetime.now(timezone.utc)
+    figure_path = Path(args.figure or Path(args.out).with_suffix(".png"))
 
     import ray
 
+    from hyco.config import load_config
+    from hyco.training import create_trainer
     from hyco_ray.sweep import connect_ray, run_sweep
     from hyco_ray.sweep_dir import load_sweep
 
-    records = []
+    records, table, refs, summary = [], {p: {} for p in problems}, {}, {}
     with tempfile.TemporaryDirectory(prefix="hyco-search-") as tmp:
-        refs = references(make_spec(Path(tmp), "random", 0, args))
-        connect_ray(None, args.concurrent)  # one Ray for every sweep
+        tmp = Path(tmp)
+        connect_ray(None, args.cpus)  # one Ray for every sweep and confirmation
         try:
+            for problem in problems:
+                spec = make_spec(tmp, problem, "random", 0, args)
+                defaults = {k: spec.defaults[k] for k in search_value.SPACE}
+                trainer = create_trainer(load_config(spec.base, spec.trial_overrides({}, threads=1)))
+                refs[problem] = {"defaults_params": defaults,
+                                 "guess_param_error": trainer.physical.param_error(trainer.problem.guess)}
+                confirm(tmp, spec, table[problem], [defaults], fresh)
             for seed in seeds:
-                for method in methods:
-                    spec, start = make_spec(Path(tmp), method, seed, args), time.perf_counter()
-                    sweep = load_sweep(run_sweep(spec).experiment_dir)
-                    spent = sum(t.trial_epochs for t in sweep.trials)  # lines of each trial's metrics.jsonl
-                    at = reached(sweep, spec.max_t, budgets)
-                    records.append({"method": method, "seed": seed, **at[args.budget], "trials": len(sweep.trials),
-                                    "trained_epochs_total": spent, "wall_s": time.perf_counter() - start,
-                                    "at_budget": {str(b): {k: v for k, v in r.items() if k != "best_params"}
-                                                  for b, r in at.items()}})
-                    print(f"# {method} seed {seed}: {spent} trial-epochs trained, best {METRIC} at {args.budget}: "
-                          f"{records[-1]['best_metric']:.4g}, {records[-1]['wall_s']:.0f} s", flush=True)
+                for problem in problems:
+                    for method in methods:
+                        spec, start = make_spec(tmp, problem, method, seed, args), time.perf_counter()
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            sweep = load_sweep(run_sweep(spec).experiment_dir)
+                        searched = time.perf_counter() - start
+                        chosen = picks(sweep, spec.max_t, args.budget, refs[problem]["defaults_params"])
+                        confirmed = confirm(tmp, spec, table[problem], [c["params"] for c in chosen], fresh)
+                        defaults = refs[problem]["defaults_params"]
+                        records.append({
+                            "problem": problem, "method": method, "seed": seed, "trials": len(sweep.trials),
+                            "trained_epochs": sum(t.trial_epochs for t in sweep.trials), "wall_s": searched,
+                            "confirm_s": confirmed, "pick": chosen[-1]["params"],
+                            "search_value": chosen[-1]["search_value"],
+                            "curve": [ratio(table[problem], c["params"], defaults) for c in chosen],
+                            "param_error_ratio": ratio(table[problem], chosen[-1]["params"], defaults, "param_error")})
+                        print(f"# {problem} {method} seed {seed}: {records[-1]['trained_epochs']} trial-epochs, "
+                              f"pick {key_of(chosen[-1]['params'])}, confirmed ratio {records[-1]['curve'][-1]:.3f}; "
+                              f"search {searched:.0f} s, confirmation {confirmed:.0f} s, total "
+                              f"{time.perf_counter() - tic:.0f} s", flush=True)
+                        summary = summarise(records, table, args, seeds, started, load_before, tic, refs)
+                        write_summary(args.out, summary)
+                        figure(summary, figure_path)
         finally:
             ray.shutdown()
-
-    print("\n".join(table(records, refs, budgets, methods, args, seeds, load_before, time.perf_counter() - tic)))
-    means = {m: {k: statistics.mean(r[k] for r in records if r["method"] == m)
-                 for k in ("best_metric", "best_param_error", "param_error_of_best")} for m in methods}
-    summary = {"records": records, "mean": means, "references": refs, "budget": args.budget, "budgets": budgets,
-               "epochs": args.epochs, "seeds": seeds, "metric": METRIC, "concurrent": args.concurrent,
-               "load_before": load_before, "load_after": load(), "machine": _cpu_model(),
-               "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": time.perf_counter() - tic}
-    write_summary(args.out, summary)
+    print_table(summary)
     return summary
 
 
-def table(records, refs, budgets, methods, args, seeds, load_before, wall) -> list[str]:
-    def cell(values, fmt="{:.4g}"):
-        finite = [v for v in values if math.isfinite(v)]
-        spread = f" ± {statistics.stdev(finite):.2g}" if len(finite) > 1 else ""
-        return (fmt.format(statistics.mean(finite)) + spread if finite else "-") + (
-            f" ({len(values) - len(finite)} none)" if len(finite) < len(values) else "")
+def merge(args) -> dict:
+    import json
 
-    head = " | ".join(f"best {METRIC} @{b}" for b in budgets)
-    lines = [f"# budget {args.budget} trial-epochs, {args.epochs} epochs per trial, burgers_quick's problem and space, "
-             f"searcher seeds {seeds}, {args.concurrent} CPUs",
-             f"# load average before / after: {load_before} / {load()}; total {wall:.0f} s",
-             f"| method | trial-epochs (trained / counted) | complete trials @{args.budget} | {head} "
-             f"| lowest θ error @{args.budget} | θ error of best-{METRIC} trial |",
-             "|---|---|---|" + "---|" * len(budgets) + "---|---|"]
-    for m in methods:
-        rows = [r for r in records if r["method"] == m]
-        per_budget = " | ".join(cell([r["at_budget"][str(b)]["best_metric"] for r in rows]) for b in budgets)
-        lines.append(f"| {m} | {'/'.join(str(r['trained_epochs_total']) for r in rows)} / {args.budget} "
-                     f"| {', '.join(str(r['complete']) for r in rows)} | {per_budget} "
-                     f"| {cell([r['best_param_error'] for r in rows])} | {cell([r['param_error_of_best'] for r in rows])} |")
-    lines.append(f"| reference: defaults, no search ({args.epochs} epochs) | {args.epochs} | 1 | "
-                 + " | ".join(f"{refs['defaults_metric']:.4g}" for _ in budgets)
-                 + f" | {refs['defaults_param_error']:.4g} | {refs['defaults_param_error']:.4g} |")
-    lines.append("| reference: θ at its guess | 0 | - | " + " | ".join("-" for _ in budgets)
-                 + f" | {refs['guess_param_error']:.4g} | {refs['guess_param_error']:.4g} |")
-    return lines
+    runs = [json.loads(Path(f).read_text()) for f in args.merge]
+    first = runs[0]
+    args.budget, args.epochs, args.confirm_seeds = first["budget"], first["epochs"], len(first["confirm_seeds"])
+    assert all((r["budget"], r["epochs"], r["confirm_seeds"]) == (first["budget"], first["epochs"], first["confirm_seeds"])
+               for r in runs), "runs of different budgets, lengths or fresh seeds"
+    records = [rec for r in runs for rec in r["records"]]
+    table: dict = {}
+    for r in runs:  # a setting retrained by two runs: the same seeds, so the first run's values stand
+        for problem, settings in r["confirmed_table"].items():
+            table.setdefault(problem, {}).update({k: v for k, v in settings.items() if k not in table.get(problem, {})})
+    refs = {p: {k: v[k] for k in ("defaults_params", "guess_param_error")} for p, v in first["problems"].items()}
+    seeds = sorted({rec["seed"] for rec in records})
+    summary = summarise(records, table, args, seeds, datetime.strptime(first["started_utc"], "%Y-%m-%d %H:%M"),
+                        first["load_before"], time.perf_counter() - sum(r["wall_s"] for r in runs), refs)
+    summary.update(wall_s=None, command=" ; ".join(r["command"] for r in runs) + " ; python bench/search_methods.py --merge "
+                   + " ".join(args.merge), merged_runs=[{k: r[k] for k in ("command", "started_utc", "wall_s",
+                                                        "load_before", "load_after", "searcher_seeds")} for r in runs])
+    write_summary(args.out, summary)
+    figure(summary, Path(args.figure or Path(args.out).with_suffix(".png")))
+    print_table(summary)
+    return summary
+
+
+def fmt(cell: dict | None, digits: int = 3) -> str:
+    if not cell or cell.get("median") is None:
+        return "-" if not cell else f"> 1 ({cell.get('not_reached')} of {len(cell['per_seed'])} not)"
+    return f"{cell['median']:.{digits}f} [{cell['min']:.{digits}f}, {cell['max']:.{digits}f}]"
+
+
+def print_table(summary: dict) -> None:
+    for problem, p in summary.get("problems", {}).items():
+        print(f"\n{problem}: random's final {p['random_final_median']:.3f}, best of the settings {p['best_setting_ratio']:.3f}")
+        print("| method | compute_to_random_final | final_confirmed_ratio | vs random (paired) |\n|---|---|---|---|")
+        for m, v in p["methods"].items():
+            d = v.get("vs_random_paired")
+            paired = (f"{d['geomean_ratio_to_random']:.3f} [{d['interval95'][0]:.3f}, {d['interval95'][1]:.3f}]"
+                      if d else "-")
+            print(f"| {m} | {fmt(v['compute_to_random_final'], 2)} | {fmt(v['final_confirmed_ratio'])} | {paired} |")
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()

@@ -29,6 +29,28 @@ def tpe_sampler(searcher, seed):
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=searcher.n_startup_trials, constant_liar=True)
 
 
+@SAMPLERS.register("tpe-multivariate")
+def tpe_multivariate_sampler(searcher, seed):
+    """TPE with one joint density over all settings (Optuna's ``multivariate=True``) instead of one per
+    setting: it can learn that two settings act together."""
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=searcher.n_startup_trials, constant_liar=True,
+                                      multivariate=True)
+
+
+@SAMPLERS.register("gp")
+def gp_sampler(searcher, seed):
+    """Optuna's Gaussian-process sampler (log expected improvement; needs torch and scipy, both here)."""
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=searcher.n_startup_trials)
+
+
+@SAMPLERS.register("cmaes")
+def cmaes_sampler(searcher, seed):
+    """CMA-ES (one objective; needs the ``cmaes`` package: ``pip install 'hyco-ray[bench]'``). It models
+    numeric settings only: a ``choice`` setting is drawn by its random fallback sampler."""
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=searcher.n_startup_trials,
+                                        warn_independent_sampling=False)
+
+
 @SAMPLERS.register("random")
 def random_sampler(searcher, seed):
     return optuna.samplers.RandomSampler(seed=seed)
@@ -43,6 +65,10 @@ def nsga2_sampler(searcher, seed):
 
 #: samplers that need ``objectives`` (TPE and random take one objective or several)
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2",)
+#: samplers that take one objective only
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
+#: samplers -> the optional package each needs (beyond Optuna)
+SAMPLER_REQUIRES: dict[str, str] = {"cmaes": "cmaes"}
 
 
 def build_sampler(spec, seed: int | None = None):

@@ -25,7 +25,15 @@ from hyco.config.schema import ScheduleStep
 from hyco.config.validate import BEST_METRICS, NOT_OBJECTIVES, OBJECTIVE_METRICS, validate
 from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
-from hyco_ray.names import CALLBACK_REQUIRES, DIRECTIONS, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS, build_sampler
+from hyco_ray.names import (
+    CALLBACK_REQUIRES,
+    DIRECTIONS,
+    MULTI_OBJECTIVE_SAMPLERS,
+    SAMPLER_REQUIRES,
+    SAMPLERS,
+    SINGLE_OBJECTIVE_SAMPLERS,
+    build_sampler,
+)
 from hyco_ray.params import PARAM_TYPES, ParamType, param_type
 from hyco_ray.schedulers import SCHEDULERS, mutable_keys, scheduler_of
 
@@ -82,7 +90,8 @@ class SchedulerSpec:
 @dataclass
 class SearcherSpec:
     type: str = "optuna"
-    sampler: str = "tpe"  # a name in hyco_ray.names.SAMPLERS: tpe | random | nsga2 (multi-objective only)
+    # a name in hyco_ray.names.SAMPLERS: tpe | tpe-multivariate | gp | cmaes (one objective) | random | nsga2 (multi-objective only)
+    sampler: str = "tpe"
     seed: int = 0
     n_startup_trials: int = 4
     storage: str | None = "auto"  # auto (sqlite in the sweep dir) | sqlite:///... | journal:///... | null (in memory)
@@ -302,6 +311,12 @@ def check_spec(spec: SweepSpec, where: str) -> None:
     if spec.searcher.sampler in MULTI_OBJECTIVE_SAMPLERS and not spec.objectives:
         _fail(where, "searcher.sampler", f"{spec.searcher.sampler} is multi-objective: name objectives (>= 2), or use "
               f"one of {[n for n in SAMPLERS.names() if n not in MULTI_OBJECTIVE_SAMPLERS]}")
+    if spec.searcher.sampler in SINGLE_OBJECTIVE_SAMPLERS and spec.objectives:
+        _fail(where, "searcher.sampler", f"{spec.searcher.sampler} takes one objective: drop objectives, or use "
+              f"one of {[n for n in SAMPLERS.names() if n not in SINGLE_OBJECTIVE_SAMPLERS]}")
+    module = SAMPLER_REQUIRES.get(spec.searcher.sampler)
+    if module and importlib.util.find_spec(module) is None:
+        _fail(where, "searcher.sampler", f"{spec.searcher.sampler} needs the {module} package: pip install 'hyco-ray[bench]'")
     for name in spec.callbacks:
         if name not in CALLBACK_REQUIRES:
             _fail(where, "callbacks", f"{name!r} is not a callback; known: {sorted(CALLBACK_REQUIRES)}")

@@ -322,6 +322,7 @@ def test_multi_objective_mistakes_are_one_line_each(tmp_path, capsys):
         tmp_path, objectives={"val_loss_synthetic": "min", "val_loss_physical": "minimise"})
     assert "needs at least 2" in _bad(tmp_path, objectives={"val_loss_physical": "min"})
     assert "searcher.sampler: nsga2 is multi-objective" in _bad(tmp_path, searcher={"sampler": "nsga2"})
+    assert "searcher.sampler: cmaes takes one objective" in _bad(tmp_path, objectives=MO, searcher={"sampler": "cmaes"})
     path = write_space(tmp_path, objectives={"val_loss_synthetic": "min", "theta": "min"})
     assert main(["tune", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
@@ -360,7 +361,9 @@ def test_multi_objective_searcher_tells_values_complete_and_stopped_pruned(tmp_p
     assert study.best_trials == [complete]
 
 
-@pytest.mark.parametrize("sampler, objectives", [("tpe", None), ("random", None), ("tpe", MO), ("nsga2", MO)])
+@pytest.mark.parametrize("sampler, objectives", [("tpe", None), ("random", None), ("tpe", MO), ("nsga2", MO),
+                                                 ("tpe-multivariate", None), ("tpe-multivariate", MO), ("gp", None),
+                                                 ("cmaes", None)])
 def test_searcher_pickles_and_restores_mid_sweep(tmp_path, sampler, objectives):
     """Tune pickles the searcher when a sweep starts and saves it for --resume (Optuna 5.1's NSGA-II
     sampler holds a thread lock): the copy goes on with the same study and the trials it awaits."""
