@@ -14,7 +14,8 @@ sampler and no retries so that both sides train the same configs.
     FIFO (no early stopping); its wall time includes Ray start-up and shutdown. ``shipped`` is the
     trainable and tuner as they ship (workers reused; figures drawn for the sweep's pick only, at the
     end); ``all-figures`` every complete trial draws its figures (``trial_figures: all``, as before
-    issue 23); ``fresh`` a new worker process per trial (as before issue 13).
+    issue 23); ``fresh`` a new worker process per trial (as before issue 13); ``with-noise`` the
+    shipped sweep's seed-noise runs after the search (the other variants run none, as (a) does).
 
 Printed: wall(b)/wall(a) per variant, the per-trial start cost (worker-seconds of the tuning loop
 not spent inside a trial's own clock, per trial), and report + checkpoint per epoch as a fraction
@@ -43,6 +44,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -58,8 +61,6 @@ FIXED = {
 
 
 def shipped_space() -> dict:
-    import yaml
-
     data = yaml.safe_load(SHIPPED.read_text())
     data.update(json.loads(json.dumps(FIXED)))
     return data
@@ -74,8 +75,10 @@ def load() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-#: what a variant changes in the shipped spec (``fresh``: also a new worker per trial, run_tuned)
-VARIANTS = {"shipped": {}, "all-figures": {"trial_figures": "all"}, "fresh": {}}
+#: what a variant changes in the shipped spec (``fresh``: also a new worker per trial, run_tuned);
+#: ``with-noise``: the shipped space's seed-noise runs after the search (their cost, apart in the parts)
+VARIANTS = {"shipped": {}, "all-figures": {"trial_figures": "all"}, "fresh": {},
+            "with-noise": {"noise_seeds": yaml.safe_load(SHIPPED.read_text())["noise_seeds"]}}
 
 
 def make_spec(tmp: Path, configs: int, epochs: int, concurrent: int, name: str, extra: list[str] = (),
@@ -85,7 +88,8 @@ def make_spec(tmp: Path, configs: int, epochs: int, concurrent: int, name: str, 
     data = shipped_space()
     # noise_seeds 0: the sweep machinery only, as (a) runs no seed-noise runs (--noise-seeds: their cost)
     data.update(name=name, num_samples=configs, max_concurrent=concurrent, storage_path=str(tmp / "sweeps"),
-                noise_seeds=noise_seeds, **VARIANTS.get(name, {}))
+                noise_seeds=noise_seeds)
+    data.update(VARIANTS.get(name, {}))
     kept = [o for o in data["overrides"] if not o.startswith("trainer_params.epochs=")]
     data["overrides"] = [*kept, f"trainer_params.epochs={epochs}", f"data.cache_dir={tmp / 'cache'}", *extra]
     return validate_space(parse_space(data, where="bench"))
