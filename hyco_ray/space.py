@@ -7,6 +7,7 @@ with every bound and choice. Every mistake is one :class:`SpaceError` naming the
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import math
@@ -44,6 +45,8 @@ __all__ = ["METRICS", "NOT_OBJECTIVES", "PARAM_TYPES", "Param", "SpaceError", "S
 METRICS = OBJECTIVE_METRICS
 #: keys a sweep decides itself; a space or fixed override must not set them
 RESERVED = ("run_params.num_threads",)
+#: which trials draw their figures: the sweep's pick (at the end), or every complete trial
+TRIAL_FIGURES = ("best", "all")
 #: seeds per trial at most (``repeats``; they stay far below hyco confirm's fresh seeds, 1000 + i)
 MAX_REPEATS = 100
 
@@ -128,6 +131,10 @@ class SweepSpec:
     # search, on the same Ray: the objective's seed spread, against which every trial's margin over the
     # defaults is read (hyco_ray.noise); 0: none
     noise_seeds: int = 3
+    # which trials draw figures/ (losses, theta, predictions; about 1 s of a trial's CPU each): "best",
+    # the sweep's pick (hyco export's: the best complete trial, or the knee), drawn from its checkpoint
+    # when the sweep ends; "all": every complete trial at its last epoch (a remote storage_path: always)
+    trial_figures: str = "best"
     # seeds inside a trial: each trial trains its setting on r seeds in lock-step (seed i: run_params.seed + i
     # and data.seed + i) and reports their mean each epoch, so ASHA and the searcher see a mean; cost x r
     repeats: int = 1
@@ -185,7 +192,7 @@ class SweepSpec:
         file, so Hydra composes it from text."""
         groups = {k: v for k, v in params.items() if k in self.space and "/" in k}
         values = {k: self.space[k].kind.coerce(v) for k, v in params.items() if k in self.space and "/" not in k}
-        cfg = with_values(load_config(self.base, self.trial_overrides(groups, threads), check=False), values)
+        cfg = with_values(composed(self.base, self.trial_overrides(groups, threads)), values)
         cfg.trainer_params.schedule = list(schedule)
         validate(cfg)
         return cfg
@@ -197,6 +204,25 @@ class SweepSpec:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+#: base configs composed in this process (a reused sweep worker composes its trials' base once, not once
+#: per trial: Hydra's compose is about 0.2 s, bench/sweep_overhead.py); the last few, by base and overrides
+COMPOSED_KEPT = 4
+_composed: dict[tuple, RunConfig] = {}
+
+
+def composed(base: str, overrides: Sequence[str]) -> RunConfig:
+    """``load_config(base, overrides, check=False)``, composed once per process: a copy each call (a
+    base given as a file is composed again when the file changed)."""
+    path = Path(base)
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.suffix in (".yaml", ".yml") and path.is_file() else ()
+    key = (base, tuple(overrides), *stamp)
+    if key not in _composed:
+        while len(_composed) >= COMPOSED_KEPT:
+            _composed.pop(next(iter(_composed)))
+        _composed[key] = load_config(base, list(overrides), check=False)
+    return copy.deepcopy(_composed[key])
 
 
 def _fail(where: str, key: str, msg: str) -> None:
@@ -269,6 +295,7 @@ def check_spec(spec: SweepSpec, where: str) -> None:
          + (" (it needs the true θ*: reported for benchmarks, never an objective)" if spec.metric in NOT_OBJECTIVES else "")),
         ("mode", spec.mode, spec.mode in DIRECTIONS, "min or max"),
         ("objective_epoch", spec.objective_epoch, spec.objective_epoch in ("last", "best"), "last or best"),
+        ("trial_figures", spec.trial_figures, spec.trial_figures in TRIAL_FIGURES, " or ".join(TRIAL_FIGURES)),
         ("noise_seeds", spec.noise_seeds, spec.noise_seeds == 0 or 2 <= spec.noise_seeds <= MAX_NOISE_SEEDS,
          f"0 (no noise runs) or 2 to {MAX_NOISE_SEEDS} (a spread needs 2 seeds)"),
         ("repeats", spec.repeats, 1 <= spec.repeats <= MAX_REPEATS, f"1 to {MAX_REPEATS} (seeds trained per trial)"),

@@ -461,6 +461,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         sweep_dir.merge_experiment_states(exp_dir)
         if spec.scheduler.type == "pbt":
             sweep_dir.write_pbt_study(load_sweep(exp_dir))
+        write_pick_figures(spec, exp_dir)
     wall = time.time() - tic
     if not local:
         msg = f"sweep finished in {wall:.0f} s; results in {exp_dir} (copy it locally for hyco report/export)"
@@ -475,6 +476,31 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     print(summary)
     return SweepOutcome(exp_dir, summary, not sweep.by_outcome("unfinished") and noise_done, wall, len(sweep.trials),
                         len(sweep.by_outcome("error")), full)
+
+
+def write_pick_figures(spec: SweepSpec, exp_dir: str) -> Path | None:
+    """``figures/`` of the sweep's pick (``hyco export``'s trial), drawn here from its checkpoint on the
+    CPU, once, where its trial did not draw them (``trial_figures: best``, the default: a complete trial
+    spends no CPU on figures nobody opens). Returns the trial directory, None where none is complete."""
+    from hyco.errors import HycoError
+    from hyco.run import FIGURES_DIR, write_run_figures
+
+    if spec.trial_figures != "best":
+        return None
+    sweep = load_sweep(exp_dir)
+    if sweep.by_outcome("unfinished"):  # interrupted: drawn when the resumed sweep ends
+        return None
+    try:
+        pick = Path(sweep.default_pick().path)
+    except HycoError:  # no complete trial: nothing to draw
+        return None
+    if not (pick / FIGURES_DIR).is_dir():
+        try:
+            write_run_figures(pick)
+        except HycoError as exc:  # its checkpoint unreadable: the sweep's results stand without figures
+            log.warning("figures of %s not drawn: %s", pick, exc)
+            return None
+    return pick
 
 
 def measure_noise(spec: SweepSpec, exp_dir: str) -> bool:

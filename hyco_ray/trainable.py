@@ -94,6 +94,12 @@ class TrialHook:
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+def draws_figures(spec: SweepSpec) -> bool:
+    """Whether a complete trial draws its own ``figures/``: with ``trial_figures: all``, or where the
+    sweep cannot draw its pick's at the end (a remote ``storage_path``: ``sweep.write_pick_figures``)."""
+    return spec.trial_figures == "all" or sweep_dir.is_remote(spec.storage_path)
+
+
 def build_trial_trainer(cfg, repeats: int, device: str) -> HybridTrainer | SeedGroup:
     """The trial's trainer on its device with the worker's datasets: one, or a seed group of ``repeats``."""
 
@@ -141,7 +147,8 @@ def run_trial(config: dict[str, Any], sweep: dict, after_epoch: Callable[[int, P
             shutil.copyfile(newer[0], Path(tmp) / CHECKPOINT_FILE)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
     try:
-        run_epochs(cfg, trainer, trial_dir, state=state, hook=hook, evaluate=len(getattr(trainer, "members", [trainer])[0].dataset.test) > 0)
+        run_epochs(cfg, trainer, trial_dir, state=state, hook=hook, evaluate=len(getattr(trainer, "members", [trainer])[0].dataset.test) > 0,
+                   figures=draws_figures(spec))
     except TrainingError as exc:
         # NaN or inf: deterministic, so no retry; the worst value tells ASHA and TPE this setting is bad
         worst = math.inf if spec.mode == "min" else -math.inf

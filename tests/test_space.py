@@ -381,3 +381,10 @@ def test_searcher_pickles_and_restores_mid_sweep(tmp_path, sampler, objectives):
     for again in (copy, restored):
         assert list(again._trials) == ["a"] and again._trials["a"].params == first
         assert again.suggest("b").keys() == first.keys()
+
+
+def test_trial_figures_is_best_or_all(tmp_path):
+    """Issue 23: which trials draw figures/ (the sweep's pick at the end, or every complete trial)."""
+    msg = _bad(tmp_path, trial_figures="some")
+    assert "trial_figures" in msg and "best or all" in msg
+    assert load_space(write_space(tmp_path, trial_figures="all")).trial_figures == "all"

@@ -180,6 +180,10 @@ def test_complete_trials_leave_figures_test_metrics_and_evaluate(asha_sweep, cap
     best = sweep.best()
     trial_dir = Path(best.path)
     assert {p.name for p in (trial_dir / "figures").glob("*.png")} >= {"predictions.png"}
+    # issue 23: the other trials spend no CPU on figures (trial_figures: best, the default); the sweep
+    # drew its pick's from the checkpoint when it ended
+    assert spec.trial_figures == "best"
+    assert not [t.trial_id for t in sweep.trials if t is not best and (Path(t.path) / "figures").exists()]
     saved = json.loads((trial_dir / "test_metrics.json").read_text())
     assert saved["epoch"] == spec.max_t and best.final["test_loss_physical"] == saved["test_loss_physical"]
     for t in sweep.by_outcome("stopped"):

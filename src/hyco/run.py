@@ -32,7 +32,6 @@ from tqdm import tqdm
 from hyco.config import RunConfig, config_to_yaml, load_config_file
 from hyco.data import load_or_simulate
 from hyco.errors import HycoError, TrainingError
-from hyco.evaluation import plot_losses, plot_predictions, plot_theta, save
 from hyco.physics import make_problem
 from hyco.runtime import configure, environment
 from hyco.training import HybridTrainer, SeedGroup, aggregate, create_trainer
@@ -146,7 +145,10 @@ def load_checkpoint(path: Path, map_location: str | None = None) -> dict:
 
 def write_figures(trainer: HybridTrainer, run_dir: Path) -> list[Path]:
     """``figures/``: losses.png (val losses; parameter error), theta.png, predictions.png (the first
-    val sim, every channel); of a seed group, its first seed's."""
+    val sim, every channel); of a seed group, its first seed's. Matplotlib is imported here, on the
+    first figure: a sweep worker whose trials write none never pays its import (about 1 s)."""
+    from hyco.evaluation import plot_losses, plot_predictions, plot_theta, save
+
     trainer = _members(trainer)[0]
     figures, problem = run_dir / FIGURES_DIR, trainer.problem
     paths = []
@@ -205,11 +207,13 @@ def train_run(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progres
 
 
 def run_epochs(cfg: RunConfig, trainer: HybridTrainer, run_dir: Path, state: dict | None = None,
-               hook: EpochHook | None = None, evaluate: bool = False, progress: bool = False) -> dict:
+               hook: EpochHook | None = None, evaluate: bool = False, progress: bool = False,
+               figures: bool = True) -> dict:
     """The epoch loop of every run (``hyco train``, a sweep trial): from ``state`` if given, each
     epoch checked finite, recorded in ``metrics.jsonl``, checkpointed, then handed to ``hook``; after
-    the last one (before it is recorded, so a trial reports them) the figures and, with
-    ``evaluate``, the test scores (``test_*`` keys of its row). Returns the last epoch's metrics."""
+    the last one (before it is recorded, so a trial reports them) the figures (unless ``figures`` is
+    False: a sweep draws only its pick's, :func:`write_run_figures`) and, with ``evaluate``, the test
+    scores (``test_*`` keys of its row). Returns the last epoch's metrics."""
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, metrics_file = run_dir / CHECKPOINT_FILE, run_dir / METRICS_FILE
     (run_dir / CONFIG_FILE).write_text(config_to_yaml(cfg))
@@ -223,7 +227,7 @@ def run_epochs(cfg: RunConfig, trainer: HybridTrainer, run_dir: Path, state: dic
     bar = tqdm(total=trainer.tp.epochs, initial=trainer.epoch, desc=cfg.run_params.experiment_name,
                disable=not progress, unit="epoch")
     try:
-        for metrics in _epochs(trainer, run_dir, evaluate):
+        for metrics in _epochs(trainer, run_dir, evaluate, figures):
             if hook is not None:
                 hook.before_record(metrics)
             append_line(metrics_file, _line(metrics))
@@ -234,7 +238,7 @@ def run_epochs(cfg: RunConfig, trainer: HybridTrainer, run_dir: Path, state: dic
                 hook.after_record(metrics, run_dir)
     except (TrainingError, KeyboardInterrupt):
         log.error("training stopped; metrics of %d finished epochs are in %s", trainer.epoch, metrics_file)
-        if trainer.history:
+        if trainer.history and figures:
             write_figures(trainer, run_dir)
         raise
     finally:
@@ -245,12 +249,13 @@ def run_epochs(cfg: RunConfig, trainer: HybridTrainer, run_dir: Path, state: dic
     return final
 
 
-def _epochs(trainer: HybridTrainer, run_dir: Path, evaluate: bool) -> Iterator[dict]:
+def _epochs(trainer: HybridTrainer, run_dir: Path, evaluate: bool, figures: bool = True) -> Iterator[dict]:
     """``trainer.fit()``, each epoch checked finite; the last one with figures and test scores."""
     for metrics in trainer.fit():
         check_finite(metrics)
         if trainer.epoch >= trainer.tp.epochs:
-            write_figures(trainer, run_dir)
+            if figures:
+                write_figures(trainer, run_dir)
             if evaluate:
                 metrics.update({k: v for k, v in evaluate_trainer(trainer, run_dir).items() if k.startswith("test_")})
         yield metrics
@@ -282,15 +287,31 @@ def evaluate_trainer(trainer: HybridTrainer, run_dir: Path) -> dict:
     return result
 
 
-def evaluate_run(run_dir: str | Path) -> dict:
-    """Rebuild the trainer of a finished run (of ``hyco train`` or a sweep trial: the same layout)
-    from its config and checkpoint, and score the test split."""
+def rebuild_trainer(run_dir: str | Path, device: str | None = None) -> HybridTrainer | SeedGroup:
+    """The trainer of a run directory (of ``hyco train`` or a sweep trial: the same layout) from its
+    config and checkpoint; ``device``: where to rebuild it (default: where the run trained)."""
     run_dir = Path(run_dir).expanduser().resolve()
     checkpoint, config = run_dir / CHECKPOINT_FILE, run_dir / CONFIG_FILE
     if not checkpoint.exists():
         raise HycoError(f"{run_dir} has no {CHECKPOINT_FILE}: is it a run directory (of hyco train or a sweep trial)?")
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint, map_location=device)
     cfg = load_config_file(config)
-    trainer = create_trainer(cfg) if "members" not in state else SeedGroup.create(cfg, int(len(state["members"])))
+    if device is not None:
+        cfg.run_params.device = device
+    if "members" in state:
+        trainer = SeedGroup.create(cfg, int(len(state["members"])), lambda member: create_trainer(member, device=device))
+    else:
+        trainer = create_trainer(cfg, device=device)
     trainer.load_state_dict(state)
-    return evaluate_trainer(trainer, run_dir)
+    return trainer
+
+
+def evaluate_run(run_dir: str | Path) -> dict:
+    """Rebuild the trainer of a finished run (:func:`rebuild_trainer`) and score the test split."""
+    return evaluate_trainer(rebuild_trainer(run_dir), Path(run_dir).expanduser().resolve())
+
+
+def write_run_figures(run_dir: str | Path, device: str | None = "cpu") -> list[Path]:
+    """``figures/`` of a run directory from its checkpoint, as its last epoch would have drawn them
+    (:func:`write_figures`): a sweep draws only its pick's this way, not every complete trial's."""
+    return write_figures(rebuild_trainer(run_dir, device), Path(run_dir).expanduser().resolve())
