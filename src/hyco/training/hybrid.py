@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math as pymath
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ from hyco.physics import Problem
 from hyco.registry import METRICS, OPTIMIZERS, TRAINERS
 from hyco.runtime import generator, require_precision, resolve_device
 from hyco.training.losses import masked_nmse, select_observed
-from hyco.training.physical import PhysicalStep, PhysicalTrainer
+from hyco.training.physical import PhysicalLoss, PhysicalStep, PhysicalTrainer
 
 log = logging.getLogger(__name__)
 
@@ -197,19 +197,20 @@ class HybridTrainer:
     def train_physical(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalStep:
         """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S),
         against S as it is now (after this epoch's synthetic step)."""
-        data_loss = self.physical.data_loss(self.initial, self.targets, self.frame_masks, self.stride)
+        return self.physical.optimize(self.physical_loss(alpha, interaction).loss_fn(self.physical), initial=self.initial)
+
+    def physical_loss(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalLoss:
+        """What the physical step minimises now: L_data alone when ``alpha`` is 1 or there is
+        nowhere to compare, else with L_int against S's rollouts from ``interaction`` (S as it is now)."""
+        spec = PhysicalLoss(self.initial, self.targets, self.frame_masks, self.stride)
         if alpha == 1 or interaction is None:
-            return self.physical.optimize(data_loss, initial=self.initial)
+            return spec
         self.model.eval()
         with torch.no_grad():
             synthetic_targets = self.synthetic_rollout(interaction, self.interaction_steps)
-
-        def hybrid_loss(theta: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-            inter = self.physical_rollout(interaction, self.interaction_steps, theta)
-            return alpha * data_loss(theta, start) + (1 - alpha) * masked_nmse(
-                inter, synthetic_targets, self.interaction_weights)
-
-        return self.physical.optimize(hybrid_loss, initial=self.initial)
+        spec.alpha, spec.interaction, spec.synthetic_targets = alpha, interaction, synthetic_targets
+        spec.interaction_weights, spec.interaction_steps = self.interaction_weights, self.interaction_steps
+        return spec
 
     # ----- validation ------------------------------------------------------------------------------
 
@@ -252,6 +253,12 @@ class HybridTrainer:
 
     def run_epoch(self, epoch: int) -> dict:
         """One HYCO epoch (0-based ``epoch``); returns its metrics."""
+        return drive(self.epoch_steps(epoch), lambda request: self.train_physical(*request))
+
+    def epoch_steps(self, epoch: int) -> Generator[tuple[float, torch.Tensor | None], PhysicalStep, dict]:
+        """:meth:`run_epoch` as a generator: at the physical step it yields ``(alpha, interaction)``
+        and is sent the :class:`PhysicalStep` that :meth:`train_physical` with them gives (or that a
+        seed group's batched step gives, :mod:`hyco.training.seeds`); it returns the metrics."""
         tic = time.perf_counter()
         self.problem.conversion_seconds = 0.0
         warmup = epoch < self.tp.warmup_epochs
@@ -268,7 +275,7 @@ class HybridTrainer:
 
         step: PhysicalStep | None = None
         if physical_step:  # in turns: against the S just updated
-            step = self.train_physical(alpha_p, interaction)
+            step = yield alpha_p, interaction
 
         val = self.evaluate(self.val)
         if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():
@@ -310,15 +317,18 @@ class HybridTrainer:
         and the last epoch ends with the best epoch's state restored."""
         while self.epoch < self.tp.epochs:
             self.follow_schedule(self.epoch)
-            metrics = self.run_epoch(self.epoch)
-            self.epoch += 1
-            if self.tp.keep_best:
-                self.track_best(metrics)
-                if self.epoch == self.tp.epochs:
-                    self.restore_best()
-                    metrics["restored_best_epoch"] = self.best["epoch"]
-            self.history.append(metrics)
-            yield metrics
+            yield self.end_epoch(self.run_epoch(self.epoch))
+
+    def end_epoch(self, metrics: dict) -> dict:
+        """Count the epoch just trained (its ``metrics``): the best epoch so far, the history."""
+        self.epoch += 1
+        if self.tp.keep_best:
+            self.track_best(metrics)
+            if self.epoch == self.tp.epochs:
+                self.restore_best()
+                metrics["restored_best_epoch"] = self.best["epoch"]
+        self.history.append(metrics)
+        return metrics
 
     #: what an epoch's metrics say of the best epoch so far (as ``best_<key>``)
     BEST_KEYS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error")
@@ -384,6 +394,17 @@ class PhysicsOnlyTrainer(HybridTrainer):
 
     def is_physical_epoch(self, epoch: int) -> bool:
         return True
+
+
+def drive(steps: Generator, solve: Callable) -> dict:
+    """Run an epoch generator (:meth:`HybridTrainer.epoch_steps`) to its end, sending it
+    ``solve(request)`` for each request it yields; returns what it returns."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(solve(request))
+    except StopIteration as done:
+        return done.value
 
 
 def interaction_mask(region: object, observed: torch.Tensor) -> torch.Tensor:
