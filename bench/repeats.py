@@ -8,8 +8,10 @@ its settings: both steps every epoch). The groups are built first, each trains o
 (PhiFlow traces, caches), then the timed epochs run round-robin, one epoch of each group in turn, so
 every r sees the same machine load; ``--sequential`` adds groups of those r trained one seed after
 another (the fallback) for comparison. Per group and part (seconds per epoch, summed over its
-seeds where the part is per seed): ``S step`` (the network's Adam pass, with P's targets),
-``P step`` (the physical step: one batched solve, or r solves), ``validation`` and the epoch.
+seeds where the part is per seed): ``S step`` (the networks' Adam passes), ``P step`` (the
+physical step: one batched solve, or r solves), ``P rollouts`` (P's rollouts without gradient: the
+interaction targets of S and the validation rollouts; one batch, or r), ``other`` (the rest: S's
+validation rollouts, metrics) and the epoch.
 Headline: ``repeats_cost_ratio[r]``, the epoch of r seeds over the epoch of one, to
 ``bench/results/repeats.json`` (the issue's target: r = 4 at most 2 on a CPU).
 """
@@ -32,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from epoch import Timers, problem_config  # noqa: E402
 from sweep_overhead import _cpu_model, load, write_summary  # noqa: E402
 
-PARTS = ["S step", "P step", "validation", "epoch"]
+PARTS = ["S step", "P step", "P rollouts", "other", "epoch"]
 
 
 def instrumented(cfg, repeats: int, device: str, batched: bool):
@@ -45,8 +47,9 @@ def instrumented(cfg, repeats: int, device: str, batched: bool):
     for member in group.members:
         timers.wrap(member, "train_synthetic", "S step")
         timers.wrap(member, "train_physical", "P step")
-        timers.wrap(member, "evaluate", "validation")
+        timers.wrap(member, "physical_rollout", "P rollouts")  # sequential: P's targets and validation rollouts
     timers.wrap(group, "train_physical", "P step")
+    timers.wrap(group, "rollout", "P rollouts")  # batched: the same, all seeds at once
     return group, timers
 
 
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
                 totals[name]["epoch"] += (time.perf_counter() - start) / args.epochs
                 for part, sec in timers.seconds.items():
                     totals[name][part] += sec / args.epochs
+        for parts in totals.values():
+            parts["other"] = parts["epoch"] - parts["S step"] - parts["P step"] - parts["P rollouts"]
     base = totals[label(1, True)]["epoch"] if 1 in repeats else None
     ratios = {str(r): totals[label(r, True)]["epoch"] / base for r in repeats} if base else {}
     seq_ratios = {str(r): totals[label(r, False)]["epoch"] / base for r in sequential} if base else {}

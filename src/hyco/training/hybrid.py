@@ -146,12 +146,14 @@ class HybridTrainer:
 
     # ----- the two steps ---------------------------------------------------------------------------
 
-    def train_synthetic(self, alpha: float, epoch: int, interaction: torch.Tensor | None) -> float:
+    def train_synthetic(self, alpha: float, epoch: int, interaction: torch.Tensor | None,
+                        physical_targets: torch.Tensor | None = None) -> float:
         """One pass of Adam over the observed sims; returns the mean training loss.
 
         Each optimiser step trains one segment of ``num_predict_steps`` observed frames of a batch
         of sims on ``alpha * L_data(S) + (1 - alpha) * L_int(S, P)``; P's predictions from the
-        ``interaction`` states (no gradient) are the interaction targets, taken in turn.
+        ``interaction`` states (no gradient; ``physical_targets`` where already rolled out) are
+        the interaction targets, taken in turn.
         """
         self.model.train()
         size = self.tp.synthetic.batch_size
@@ -159,8 +161,9 @@ class HybridTrainer:
         order = torch.randperm(len(self.initial), generator=gen).to(self.device)
         coupled = alpha < 1 and interaction is not None
         if coupled:
-            with torch.no_grad():
-                physical_targets = self.physical_rollout(interaction, self.interaction_steps)
+            if physical_targets is None:
+                with torch.no_grad():
+                    physical_targets = self.physical_rollout(interaction, self.interaction_steps)
             inter_order = torch.randperm(len(interaction), generator=gen).to(self.device)
         n, stride = self.tp.num_predict_steps, self.stride
         losses = []
@@ -217,12 +220,16 @@ class HybridTrainer:
     def evaluate(self, trajectories: torch.Tensor) -> dict[str, float]:
         """The validation metric (``trainer_params.metric``, relative L2 by default) of full-length
         rollouts of S and P from frame 0 (full, clean fields)."""
+        return drive(self.evaluate_steps(trajectories), self.solve)
+
+    def evaluate_steps(self, trajectories: torch.Tensor) -> Generator[tuple, torch.Tensor, dict[str, float]]:
+        """:meth:`evaluate` as a generator: it yields P's rollout as a request (:meth:`solve`)."""
         trajectories = trajectories.to(self.device, self.dtype)
         initial, truth = trajectories[:, 0], trajectories[:, 1:]
         self.model.eval()
         with torch.no_grad():
             synthetic = self.synthetic_rollout(initial, truth.shape[1])
-            physical = self.physical_rollout(initial, truth.shape[1])
+        physical = yield "rollout", initial, truth.shape[1]
         return {
             "loss_synthetic": float(self.metric(synthetic, truth)),
             "loss_physical": float(self.metric(physical, truth)),
@@ -253,12 +260,22 @@ class HybridTrainer:
 
     def run_epoch(self, epoch: int) -> dict:
         """One HYCO epoch (0-based ``epoch``); returns its metrics."""
-        return drive(self.epoch_steps(epoch), lambda request: self.train_physical(*request))
+        return drive(self.epoch_steps(epoch), self.solve)
 
-    def epoch_steps(self, epoch: int) -> Generator[tuple[float, torch.Tensor | None], PhysicalStep, dict]:
-        """:meth:`run_epoch` as a generator: at the physical step it yields ``(alpha, interaction)``
-        and is sent the :class:`PhysicalStep` that :meth:`train_physical` with them gives (or that a
-        seed group's batched step gives, :mod:`hyco.training.seeds`); it returns the metrics."""
+    def solve(self, request: tuple):
+        """What an epoch generator asks for: ``("rollout", initial, num_steps)``, P's rollout with
+        no gradient; ``("physical", alpha, interaction)``, the physical step (:meth:`train_physical`).
+        A seed group answers the requests of all its seeds at once (:mod:`hyco.training.seeds`)."""
+        kind, *args = request
+        if kind == "rollout":
+            with torch.no_grad():
+                return self.physical_rollout(*args)
+        return self.train_physical(*args)
+
+    def epoch_steps(self, epoch: int) -> Generator[tuple, object, dict]:
+        """:meth:`run_epoch` as a generator: it yields the parts that need P (its rollouts without
+        gradient, the physical step) as requests and is sent their answers (:meth:`solve`, or a seed
+        group's batched answer); it returns the epoch's metrics."""
         tic = time.perf_counter()
         self.problem.conversion_seconds = 0.0
         warmup = epoch < self.tp.warmup_epochs
@@ -270,14 +287,18 @@ class HybridTrainer:
             group["lr"] = self.learning_rate(epoch)
 
         t_syn = time.perf_counter()
-        train_loss = self.train_synthetic(alpha_s, epoch, interaction) if self.trains_synthetic else pymath.nan
+        physical_targets = None  # P's predictions from the interaction states: L_int(S, P)'s targets
+        if self.trains_synthetic and alpha_s < 1 and interaction is not None:
+            physical_targets = yield "rollout", interaction, self.interaction_steps
+        train_loss = (self.train_synthetic(alpha_s, epoch, interaction, physical_targets)
+                      if self.trains_synthetic else pymath.nan)
         t_syn = time.perf_counter() - t_syn
 
         step: PhysicalStep | None = None
         if physical_step:  # in turns: against the S just updated
-            step = yield alpha_p, interaction
+            step = yield "physical", alpha_p, interaction
 
-        val = self.evaluate(self.val)
+        val = yield from self.evaluate_steps(self.val)
         if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():
             raise TrainingError(f"diverged (NaN or inf): the physical model at epoch {epoch + 1} "
                                 f"(theta={self.physical.theta.tolist()})")

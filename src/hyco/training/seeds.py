@@ -25,6 +25,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 
+import torch
+
 from hyco.config.schema import RunConfig
 from hyco.training.factory import build_trainer
 from hyco.training.hybrid import HybridTrainer
@@ -136,7 +138,7 @@ class SeedGroup:
             yield metrics
 
     def _batched_epochs(self) -> Iterator[list[dict]]:
-        """:meth:`HybridTrainer.fit` of every member in lock-step, their physical steps batched."""
+        """:meth:`HybridTrainer.fit` of every member in lock-step, what they ask of P batched."""
         while self.members[0].epoch < self.tp.epochs:
             for m in self.members:
                 m.follow_schedule(m.epoch)
@@ -144,17 +146,38 @@ class SeedGroup:
             rows: list[dict | None] = [None] * len(steps)
             requests = {i: _advance(steps[i], None, rows, i) for i in range(len(steps))}
             while pending := {i: r for i, r in requests.items() if r is not None}:
-                solved = self.train_physical({i: self.members[i] for i in pending}, pending)
-                requests = {i: _advance(steps[i], solved[i], rows, i) for i in pending}
+                answers = self.solve(pending)
+                requests = {i: _advance(steps[i], answers[i], rows, i) for i in pending}
             yield [m.end_epoch(row) for m, row in zip(self.members, rows)]
 
-    @staticmethod
-    def train_physical(members: dict[int, HybridTrainer], requests: dict[int, tuple]) -> dict[int, PhysicalStep]:
+    def solve(self, requests: dict[int, tuple]) -> dict:
+        """The answers to the members' requests (:meth:`HybridTrainer.solve`), those of a kind at once:
+        P's rollouts of all seeds as one batch, their physical steps as one batched solve."""
+        answers: dict = {}
+        for kind in dict.fromkeys(r[0] for r in requests.values()):
+            these = {i: r[1:] for i, r in requests.items() if r[0] == kind}
+            answers.update(self.train_physical(these) if kind == "physical" else self.rollout(these))
+        return answers
+
+    def rollout(self, requests: dict[int, tuple]) -> dict[int, torch.Tensor]:
+        """P's rollouts ``members[i].physical_rollout(*requests[i])`` without gradient, as one batch
+        of states where their numbers of frames agree (bitwise each seed's own rollout)."""
+        answers = {}
+        for steps in dict.fromkeys(r[1] for r in requests.values()):
+            order = [i for i, r in requests.items() if r[1] == steps]
+            members = [self.members[i] for i in order]
+            with torch.no_grad():
+                frames = members[0].problem.rollout_seeds(
+                    [requests[i][0] for i in order], [m.physical.theta.to(m.device, m.dtype) for m in members], steps)
+            answers.update(zip(order, frames))
+        return answers
+
+    def train_physical(self, requests: dict[int, tuple]) -> dict[int, PhysicalStep]:
         """The physical steps ``members[i].train_physical(*requests[i])`` as one batched solve."""
-        order = list(members)
-        losses = [members[i].physical_loss(*requests[i]) for i in order]
-        steps = optimize_seeds([members[i].physical for i in order], losses, [members[i].initial for i in order])
-        return dict(zip(order, steps))
+        order = list(requests)
+        members = [self.members[i] for i in order]
+        losses = [m.physical_loss(*requests[i]) for m, i in zip(members, order)]
+        return dict(zip(order, optimize_seeds([m.physical for m in members], losses, [m.initial for m in members])))
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "members": [m.state_dict() for m in self.members], "history": list(self.history)}
