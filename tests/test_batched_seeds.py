@@ -3,7 +3,8 @@
 A batched :class:`hyco.training.SeedGroup` solves its seeds' physical steps as one L-BFGS-B solve
 with a batch dimension, every loss evaluation one batched rollout of all seeds' theta. Each seed
 keeps its own data, interaction states and batches, so seed i must still be ``hyco train`` at
-seed + i: its metrics, theta and network outputs within 1e-6 relative (bitwise on this CPU).
+seed + i: its metrics, theta and network outputs within 1e-6 relative (bitwise on the CPU, and
+asserted so).
 Where the models do not allow it, the group trains its seeds one after another, and says why.
 """
 
@@ -28,15 +29,16 @@ def _seed(cfg, i: int):
     return cfg
 
 
-def _close(a: float | None, b: float | None, rel: float = 1e-6) -> bool:
+def _close(a: float | None, b: float | None, rel: float) -> bool:
     """Within ``rel`` relative; NaN (written as null in metrics.jsonl) only equals NaN."""
     a, b = (math.nan if v is None else v for v in (a, b))
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= rel * max(abs(a), abs(b))
 
 
-def _compare_with_single_runs(make, repeats: int, tmp_path) -> SeedGroup:
+def _compare_with_single_runs(make, repeats: int, tmp_path, rel: float = 0.0) -> SeedGroup:
     """Train the batched group of ``make()`` and each seed alone as ``hyco train`` does; every
-    seed's per-epoch metrics and theta, and its network's outputs at the end, must agree."""
+    seed's per-epoch metrics and theta, and its network's outputs at the end, must agree within
+    ``rel`` (the contract is 1e-6; on the CPU they are bitwise equal, which is what is asserted)."""
     singles, trainers = [], []
     for i in range(repeats):
         run_dir, cfg = tmp_path / f"seed{i}", _seed(make(), i)
@@ -51,15 +53,15 @@ def _compare_with_single_runs(make, repeats: int, tmp_path) -> SeedGroup:
         for key in KEYS:
             values = row["per_seed"].get(key, [row[key]] * repeats)
             for i in range(repeats):
-                assert _close(values[i], seeds[i][key]), (key, row["epoch"], i, values[i], seeds[i][key])
+                assert _close(values[i], seeds[i][key], rel), (key, row["epoch"], i, values[i], seeds[i][key])
         for i in range(repeats):
-            assert all(_close(a, b) for a, b in zip(row["per_seed"]["theta"][i], seeds[i]["theta"])), (row["epoch"], i)
+            assert all(_close(a, b, rel) for a, b in zip(row["per_seed"]["theta"][i], seeds[i]["theta"])), (row["epoch"], i)
     for member, single in zip(group.members, trainers):
         probe = member.val[:, 0]
         with torch.no_grad():
             ours, theirs = member.model(probe), single.model(probe.to(single.device, single.dtype))
-        assert torch.allclose(ours, theirs, rtol=1e-6, atol=1e-7)
-        assert torch.allclose(member.physical.theta, single.physical.theta, rtol=1e-6, atol=0)
+        assert torch.allclose(ours, theirs, rtol=rel, atol=0)
+        assert torch.allclose(member.physical.theta, single.physical.theta, rtol=rel, atol=0)
     return group
 
 

@@ -12,12 +12,16 @@ Two ways to train them, with the same numbers:
 * sequential (the fallback): each member's epoch in turn, member i's numbers bitwise those of a
   single run with its seeds;
 * batched (``batched=True``, the default where :func:`can_batch` says the members allow it): each
-  member's synthetic step in turn, then one physical step for all, :func:`optimize_seeds`: one
-  L-BFGS-B solve with a batch dimension ``seed`` (scipy iterates each seed's problem on its own)
-  whose every loss evaluation rolls out all seeds' theta as one batch of the physical model.
-  Forward rollouts are bitwise a single run's; the gradient with respect to each theta is summed
-  in another order (float32 round-off, about 1e-8 relative), so a seed's numbers agree with its
-  single run to about 1e-6 relative, not bitwise (``tests/test_batched_seeds.py``).
+  member's epoch runs up to what it asks of the physical model (a :meth:`HybridTrainer.epoch_steps`
+  request) and the group answers all members' at once: P's rollouts without gradient as one batch
+  of states (:meth:`Problem.rollout_seeds`, each state with its own seed's theta), the physical
+  steps as one L-BFGS-B solve with a batch dimension ``seed`` (:func:`optimize_seeds`: scipy
+  iterates each seed's problem on its own, every loss evaluation rolls all seeds out together).
+  A seed's rollouts and its gradient with respect to theta are bitwise its single run's (the
+  operations are elementwise per state, each theta's gradient summed over its own states), so
+  member i's numbers are still bitwise those of a single run (``tests/test_batched_seeds.py``).
+  The networks are not batched: a ``torch.func.vmap`` ensemble differs from the single network
+  in round-off (1.6e-6 relative in one UNet forward pass), beyond the 1e-6 the seeds must agree to.
 """
 
 from __future__ import annotations
