@@ -22,6 +22,9 @@ Two ways to train them, with the same numbers:
   member i's numbers are still bitwise those of a single run (``tests/test_batched_seeds.py``).
   The networks are not batched: a ``torch.func.vmap`` ensemble differs from the single network
   in round-off (1.6e-6 relative in one UNet forward pass), beyond the 1e-6 the seeds must agree to.
+  Timings are the exception: a seed's ``time_physical`` is the batched solve's, its
+  ``time_epoch`` runs from its epoch's start to its end (the other seeds' steps in between), and
+  the batched rollouts' ``time_conversion`` is counted on seed 0.
 """
 
 from __future__ import annotations
