@@ -131,3 +131,23 @@ def test_rollout_seeds_is_each_seeds_rollout_and_gradient(small_burgers):
             assert a.shape == b.shape and bool(torch.isfinite(a).all()) and torch.equal(a, b) and torch.equal(g, h)
     substeps = {problem.stable_substeps(x, torch.tensor([v])) for x, v in zip(initials, [0.05, 0.07, viscous])}
     assert len(substeps) > 1  # the second case did take the per-seed path
+
+
+def test_a_failing_batched_loss_is_raised_after_the_solve_and_theta_stays(small_burgers):
+    """An error inside a seed's loss (here S's targets of the wrong shape) ends the batched solve
+    and is raised as a TrainingError; every seed's theta is left as it was."""
+    from hyco.errors import TrainingError
+    from hyco.training.physical import optimize_seeds
+
+    group = SeedGroup.create(small_burgers(*HALF_OBSERVED), 2)
+    members = group.members
+    interaction = members[0].interaction_initial_states(0)
+    losses = [m.physical_loss(0.5, interaction) for m in members]
+    losses[1].synthetic_targets = losses[1].synthetic_targets[..., :5]  # no longer broadcasts against P's rollout
+    before = [m.physical.theta.clone() for m in members]
+    with pytest.raises(TrainingError, match="physical loss failed"):
+        optimize_seeds([m.physical for m in members], losses, [m.initial for m in members])
+    assert all(torch.equal(m.physical.theta, t) for m, t in zip(members, before))
+    steps = optimize_seeds([m.physical for m in members], [m.physical_loss(0.5, interaction) for m in members],
+                           [m.initial for m in members])  # the next solve works
+    assert all(s.iterations > 0 and s.loss_best <= s.loss_start for s in steps)
