@@ -8,11 +8,11 @@ shipped search space's base and fixed overrides (``burgers_full``, ``heat_full``
 GPU-sized). Every problem runs with ``warmup_epochs=0``, ``interleave_frequency=1``, ``alpha=0.5``
 and ``physical.max_iterations=5``, so each epoch has both steps. The first epoch (PhiFlow traces,
 caches warm up) is run untimed, then ``--epochs`` epochs are timed through the public
-``trainer.fit()``; the parts come from timers around the trainer's methods (nested parts are
-shown inside their parent):
+``trainer.fit()``; the parts come from timers around the trainer's methods:
 
-* ``S step``: ``train_synthetic`` (Adam over the observed sims), of which ``P targets`` are P's
-  no-grad rollouts from the interaction states;
+* ``S step``: ``train_synthetic`` (Adam over the observed sims);
+* ``P targets``: P's no-grad rollouts from the interaction states, the targets of S's step (rolled
+  out just before it);
 * ``P step``: ``train_physical`` (L-BFGS-B on theta and the initial states);
 * ``validation``: ``evaluate`` on the val sims (full-length rollouts of S and P);
 * ``P rollouts``: every ``problem.rollout`` of the epoch (inside the parts above);
@@ -70,11 +70,31 @@ def problem_config(name: str, cache: str, device: str, extra: list[str] = ()):
 
 
 class Timers:
-    """Seconds spent in wrapped callables, by part; ``depth`` keeps nested P targets apart."""
+    """Seconds spent in wrapped callables, by part."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.sync = lambda: None
+
+    def wrap_steps(self, obj, attr: str, part: str, flag: dict | None = None) -> None:
+        """Time a generator method (``evaluate_steps``) from its start to its end, the answers to
+        its requests included; ``flag["on"]`` is true meanwhile."""
+        inner = getattr(obj, attr)
+
+        def timed(*args, **kwargs):
+            self.sync()
+            tic = time.perf_counter()
+            if flag is not None:
+                flag["on"] = True
+            try:
+                return (yield from inner(*args, **kwargs))
+            finally:
+                if flag is not None:
+                    flag["on"] = False
+                self.sync()
+                self.seconds[part] += time.perf_counter() - tic
+
+        setattr(obj, attr, timed)
 
     def wrap(self, obj, attr: str, part: str, when=lambda *a, **k: True) -> None:
         inner = getattr(obj, attr)
@@ -102,22 +122,12 @@ def instrumented(cfg, device: str):
     timers = Timers()
     if device == "cuda":
         timers.sync = torch.cuda.synchronize
-    in_synthetic = {"on": False}
-
-    def flag(fn):
-        def run(*args, **kwargs):
-            in_synthetic["on"] = True
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                in_synthetic["on"] = False
-        return run
-
-    timers.wrap(trainer, "physical_rollout", "P targets", when=lambda *a, **k: in_synthetic["on"])
+    in_validation = {"on": False}
+    # P's targets of S's step: its rollouts from the interaction states, asked for before the step
+    timers.wrap(trainer, "solve", "P targets", when=lambda request: request[0] == "rollout" and not in_validation["on"])
     timers.wrap(trainer, "train_synthetic", "S step")
-    trainer.train_synthetic = flag(trainer.train_synthetic)
     timers.wrap(trainer, "train_physical", "P step")
-    timers.wrap(trainer, "evaluate", "validation")
+    timers.wrap_steps(trainer, "evaluate_steps", "validation", in_validation)
     timers.wrap(trainer.problem, "rollout", "P rollouts")
     return trainer, timers
 

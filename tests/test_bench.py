@@ -99,3 +99,17 @@ def test_gpu_check_fails_clearly_without_a_gpu():
     assert proc.returncode == 2, proc.stderr
     assert "gpu_check: FAILED: no NVIDIA GPU here" in proc.stderr and "nothing was run" in proc.stderr
     assert proc.stdout == "" and "== card" not in proc.stdout
+
+
+def test_repeats_bench_times_seed_groups_side_by_side(tmp_path):
+    import repeats
+
+    out = tmp_path / "repeats.json"
+    summary = repeats.main(["--repeats", "1,2", "--sequential", "2", "--epochs", "1", "--extra", *TINY, "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["repeats_cost_ratio"]["1"] == 1.0 and data["repeats_cost_ratio"]["2"] > 0
+    assert data["sequential_cost_ratio"]["2"] > 0 and summary["problem"] == "burgers"
+    assert data["modes"] == {"r=1": "sequential (one seed)", "r=2": "batched", "r=2 sequential": "sequential (batched=False)"}
+    for group in ("r=2", "r=2 sequential"):
+        parts = data["seconds_per_epoch"][group]
+        assert parts["S step"] > 0 and parts["P step"] > 0 and parts["epoch"] >= parts["S step"] + parts["P step"]

@@ -17,10 +17,11 @@ import torch
 from phi import math
 from phi.torch import TORCH
 from phiml.backend import set_global_default_backend
-from phiml.math import channel
+from phiml.math import batch, channel
 
 from hyco.config.schema import PhysicalModelConfig
 from hyco.errors import ConfigError
+from hyco.physics.convert import BATCH
 from hyco.registry import PROBLEMS
 
 # Arrays built by PhiFlow itself (zeros, grids) must be torch tensors, like ours.
@@ -140,6 +141,11 @@ class Problem(ABC):
         """Hook for problem-specific precomputation after validation."""
         return None
 
+    #: whether :meth:`step` accepts theta as a phiml tensor ``(b, param)``, one theta per state of
+    #: the batch: then :meth:`rollout_seeds` runs the rollouts of several seeds (one theta each) as
+    #: one batch; otherwise it runs them one after another
+    batched_theta: ClassVar[bool] = False
+
     #: how far (in multiples of ``cfg.substeps``) a rollout may refine its time step to stay stable
     max_substep_factor: ClassVar[int] = 16
     #: what the bounds of :meth:`parameter_bounds` stand for (said in error messages)
@@ -215,7 +221,8 @@ class Problem(ABC):
     def _frame(self, state: Any, theta: math.Tensor, substeps: int) -> Any:
         """``substeps`` steps of ``frame_dt / substeps``: one stored frame. Traced once per shape
         and number of substeps when ``jit`` is on."""
-        native = theta.native(["param"])
+        # one theta for the whole batch: a flat torch vector; one per state (rollout_seeds): (b, param)
+        native = theta if theta.shape.batch else theta.native(["param"])
         dt = self.cfg.dt if substeps == self.cfg.substeps else self.frame_dt / substeps
         for _ in range(substeps):
             state = self.step(state, native, dt)
@@ -228,18 +235,44 @@ class Problem(ABC):
         stable, so data and model share one discretisation at the truth). Frames run through
         ``math.jit_compile`` (about 10x faster on the CPU for burgers) unless a gradient is needed
         and ``cfg.jit`` is off; theta is passed as an argument, never captured, so gradients flow
-        through the trace.
+        through the trace. Where the problem takes one theta per state (:attr:`batched_theta`),
+        theta is handed to :meth:`step` as one copy per state, as :meth:`rollout_seeds` does, so
+        that a seed's rollout and its gradient are bitwise the same alone and in a batch of seeds.
         """
         theta = theta.to(initial.device)  # theta lives on the CPU (the optimiser's side)
         substeps = self.stable_substeps(initial.detach(), theta.detach())
+        return self._frames(initial, [theta], [len(initial)], substeps, num_frames)[0]
+
+    def rollout_seeds(self, initials: list[torch.Tensor], thetas: list[torch.Tensor], num_frames: int) -> list[torch.Tensor]:
+        """:meth:`rollout` of each ``initials[i]`` with its own ``thetas[i]`` (the seeds of a
+        :class:`hyco.training.SeedGroup`), as one batch where the problem allows it
+        (:attr:`batched_theta`) and every seed's rollout takes the same number of substeps; else
+        one rollout after another. Each seed's frames and gradients are bitwise those of its own
+        :meth:`rollout`: the operations are elementwise per state, and the gradient of each theta
+        is summed over its own states in the same order."""
+        thetas = [t.to(x.device) for x, t in zip(initials, thetas)]
+        substeps = {self.stable_substeps(x.detach(), t.detach()) for x, t in zip(initials, thetas)}
+        if len(initials) == 1 or not self.batched_theta or len(substeps) > 1 or len({x.shape[1:] for x in initials}) > 1:
+            return [self.rollout(x, t, num_frames) for x, t in zip(initials, thetas)]
+        return self._frames(torch.cat(initials), thetas, [len(x) for x in initials], substeps.pop(), num_frames)
+
+    def _frames(self, initial: torch.Tensor, thetas: list[torch.Tensor], sizes: list[int], substeps: int,
+                num_frames: int) -> list[torch.Tensor]:
+        """The rollout of the batch ``initial``, whose first ``sizes[0]`` states run with
+        ``thetas[0]``, the next ``sizes[1]`` with ``thetas[1]``, ...; split back by ``sizes``."""
         tic = time.perf_counter()
         state = self.to_state(initial)
         converting = time.perf_counter() - tic
         # forward-only rollouts are traced even with jit off: traced frames are bitwise equal;
         # `jit` decides only whether gradients go through the trace (they differ for smoke's CG)
-        needs_grad = torch.is_grad_enabled() and (theta.requires_grad or initial.requires_grad)
+        needs_grad = torch.is_grad_enabled() and (any(t.requires_grad for t in thetas) or initial.requires_grad)
         frame = self._jit_frame if self.cfg.jit or not needs_grad else self._frame
-        theta_tensor = math.tensor(theta, channel(param=",".join(self.labels)))
+        params = channel(param=",".join(self.labels))
+        if self.batched_theta:  # one theta per state: (b, param)
+            per_state = torch.cat([t.expand(n, -1) for t, n in zip(thetas, sizes)])
+            theta_tensor = math.tensor(per_state, batch(BATCH), params)
+        else:
+            theta_tensor = math.tensor(thetas[0], params)
         frames = []
         for _ in range(num_frames):
             state = frame(state, theta_tensor, substeps=substeps)
@@ -247,4 +280,4 @@ class Problem(ABC):
             frames.append(self.to_array(state))
             converting += time.perf_counter() - tic
         self.conversion_seconds += converting
-        return torch.stack(frames, dim=1)
+        return list(torch.stack(frames, dim=1).split(sizes))

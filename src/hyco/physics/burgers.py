@@ -33,6 +33,7 @@ class Burgers(Problem):
     ranks = (1, 2)
     periodic = True
 
+    batched_theta = True
     bounds_rule = "where at most 16x the configured substeps keep the explicit scheme stable"
 
     @classmethod
@@ -96,6 +97,7 @@ class Burgers(Problem):
         return centered_to_tensor(state)
 
     def step(self, state: Field, theta: torch.Tensor, dt: float) -> Field:
-        viscosity = math.wrap(theta[0])
+        # theta: a flat vector, or one per state of the batch (rollout_seeds): a tensor (b, param)
+        viscosity = theta.param[0] if isinstance(theta, math.Tensor) else math.wrap(theta[0])
         rate = diffuse.differential(state, viscosity) + advect.differential(state, state)  # advect gives -(u.grad)u
         return state + dt * rate

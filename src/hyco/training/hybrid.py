@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math as pymath
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ from hyco.physics import Problem
 from hyco.registry import METRICS, OPTIMIZERS, TRAINERS
 from hyco.runtime import generator, require_precision, resolve_device
 from hyco.training.losses import masked_nmse, select_observed
-from hyco.training.physical import PhysicalStep, PhysicalTrainer
+from hyco.training.physical import PhysicalLoss, PhysicalStep, PhysicalTrainer
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +146,14 @@ class HybridTrainer:
 
     # ----- the two steps ---------------------------------------------------------------------------
 
-    def train_synthetic(self, alpha: float, epoch: int, interaction: torch.Tensor | None) -> float:
+    def train_synthetic(self, alpha: float, epoch: int, interaction: torch.Tensor | None,
+                        physical_targets: torch.Tensor | None = None) -> float:
         """One pass of Adam over the observed sims; returns the mean training loss.
 
         Each optimiser step trains one segment of ``num_predict_steps`` observed frames of a batch
         of sims on ``alpha * L_data(S) + (1 - alpha) * L_int(S, P)``; P's predictions from the
-        ``interaction`` states (no gradient) are the interaction targets, taken in turn.
+        ``interaction`` states (no gradient; ``physical_targets`` where already rolled out) are
+        the interaction targets, taken in turn.
         """
         self.model.train()
         size = self.tp.synthetic.batch_size
@@ -159,8 +161,9 @@ class HybridTrainer:
         order = torch.randperm(len(self.initial), generator=gen).to(self.device)
         coupled = alpha < 1 and interaction is not None
         if coupled:
-            with torch.no_grad():
-                physical_targets = self.physical_rollout(interaction, self.interaction_steps)
+            if physical_targets is None:
+                with torch.no_grad():
+                    physical_targets = self.physical_rollout(interaction, self.interaction_steps)
             inter_order = torch.randperm(len(interaction), generator=gen).to(self.device)
         n, stride = self.tp.num_predict_steps, self.stride
         losses = []
@@ -197,31 +200,36 @@ class HybridTrainer:
     def train_physical(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalStep:
         """A few warm-started L-BFGS-B iterations on alpha * L_data(P) + (1 - alpha) * L_int(P, S),
         against S as it is now (after this epoch's synthetic step)."""
-        data_loss = self.physical.data_loss(self.initial, self.targets, self.frame_masks, self.stride)
+        return self.physical.optimize(self.physical_loss(alpha, interaction).loss_fn(self.physical), initial=self.initial)
+
+    def physical_loss(self, alpha: float, interaction: torch.Tensor | None) -> PhysicalLoss:
+        """What the physical step minimises now: L_data alone when ``alpha`` is 1 or there is
+        nowhere to compare, else with L_int against S's rollouts from ``interaction`` (S as it is now)."""
+        spec = PhysicalLoss(self.initial, self.targets, self.frame_masks, self.stride)
         if alpha == 1 or interaction is None:
-            return self.physical.optimize(data_loss, initial=self.initial)
+            return spec
         self.model.eval()
         with torch.no_grad():
             synthetic_targets = self.synthetic_rollout(interaction, self.interaction_steps)
-
-        def hybrid_loss(theta: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-            inter = self.physical_rollout(interaction, self.interaction_steps, theta)
-            return alpha * data_loss(theta, start) + (1 - alpha) * masked_nmse(
-                inter, synthetic_targets, self.interaction_weights)
-
-        return self.physical.optimize(hybrid_loss, initial=self.initial)
+        spec.alpha, spec.interaction, spec.synthetic_targets = alpha, interaction, synthetic_targets
+        spec.interaction_weights, spec.interaction_steps = self.interaction_weights, self.interaction_steps
+        return spec
 
     # ----- validation ------------------------------------------------------------------------------
 
     def evaluate(self, trajectories: torch.Tensor) -> dict[str, float]:
         """The validation metric (``trainer_params.metric``, relative L2 by default) of full-length
         rollouts of S and P from frame 0 (full, clean fields)."""
+        return drive(self.evaluate_steps(trajectories), self.solve)
+
+    def evaluate_steps(self, trajectories: torch.Tensor) -> Generator[tuple, torch.Tensor, dict[str, float]]:
+        """:meth:`evaluate` as a generator: it yields P's rollout as a request (:meth:`solve`)."""
         trajectories = trajectories.to(self.device, self.dtype)
         initial, truth = trajectories[:, 0], trajectories[:, 1:]
         self.model.eval()
         with torch.no_grad():
             synthetic = self.synthetic_rollout(initial, truth.shape[1])
-            physical = self.physical_rollout(initial, truth.shape[1])
+        physical = yield "rollout", initial, truth.shape[1]
         return {
             "loss_synthetic": float(self.metric(synthetic, truth)),
             "loss_physical": float(self.metric(physical, truth)),
@@ -252,6 +260,22 @@ class HybridTrainer:
 
     def run_epoch(self, epoch: int) -> dict:
         """One HYCO epoch (0-based ``epoch``); returns its metrics."""
+        return drive(self.epoch_steps(epoch), self.solve)
+
+    def solve(self, request: tuple):
+        """What an epoch generator asks for: ``("rollout", initial, num_steps)``, P's rollout with
+        no gradient; ``("physical", alpha, interaction)``, the physical step (:meth:`train_physical`).
+        A seed group answers the requests of all its seeds at once (:mod:`hyco.training.seeds`)."""
+        kind, *args = request
+        if kind == "rollout":
+            with torch.no_grad():
+                return self.physical_rollout(*args)
+        return self.train_physical(*args)
+
+    def epoch_steps(self, epoch: int) -> Generator[tuple, object, dict]:
+        """:meth:`run_epoch` as a generator: it yields the parts that need P (its rollouts without
+        gradient, the physical step) as requests and is sent their answers (:meth:`solve`, or a seed
+        group's batched answer); it returns the epoch's metrics."""
         tic = time.perf_counter()
         self.problem.conversion_seconds = 0.0
         warmup = epoch < self.tp.warmup_epochs
@@ -263,14 +287,18 @@ class HybridTrainer:
             group["lr"] = self.learning_rate(epoch)
 
         t_syn = time.perf_counter()
-        train_loss = self.train_synthetic(alpha_s, epoch, interaction) if self.trains_synthetic else pymath.nan
+        physical_targets = None  # P's predictions from the interaction states: L_int(S, P)'s targets
+        if self.trains_synthetic and alpha_s < 1 and interaction is not None:
+            physical_targets = yield "rollout", interaction, self.interaction_steps
+        train_loss = (self.train_synthetic(alpha_s, epoch, interaction, physical_targets)
+                      if self.trains_synthetic else pymath.nan)
         t_syn = time.perf_counter() - t_syn
 
         step: PhysicalStep | None = None
         if physical_step:  # in turns: against the S just updated
-            step = self.train_physical(alpha_p, interaction)
+            step = yield "physical", alpha_p, interaction
 
-        val = self.evaluate(self.val)
+        val = yield from self.evaluate_steps(self.val)
         if not pymath.isfinite(val["loss_physical"]) or not torch.isfinite(self.physical.theta).all():
             raise TrainingError(f"diverged (NaN or inf): the physical model at epoch {epoch + 1} "
                                 f"(theta={self.physical.theta.tolist()})")
@@ -310,15 +338,18 @@ class HybridTrainer:
         and the last epoch ends with the best epoch's state restored."""
         while self.epoch < self.tp.epochs:
             self.follow_schedule(self.epoch)
-            metrics = self.run_epoch(self.epoch)
-            self.epoch += 1
-            if self.tp.keep_best:
-                self.track_best(metrics)
-                if self.epoch == self.tp.epochs:
-                    self.restore_best()
-                    metrics["restored_best_epoch"] = self.best["epoch"]
-            self.history.append(metrics)
-            yield metrics
+            yield self.end_epoch(self.run_epoch(self.epoch))
+
+    def end_epoch(self, metrics: dict) -> dict:
+        """Count the epoch just trained (its ``metrics``): the best epoch so far, the history."""
+        self.epoch += 1
+        if self.tp.keep_best:
+            self.track_best(metrics)
+            if self.epoch == self.tp.epochs:
+                self.restore_best()
+                metrics["restored_best_epoch"] = self.best["epoch"]
+        self.history.append(metrics)
+        return metrics
 
     #: what an epoch's metrics say of the best epoch so far (as ``best_<key>``)
     BEST_KEYS = ("val_loss", "val_loss_synthetic", "val_loss_physical", "param_error")
@@ -384,6 +415,17 @@ class PhysicsOnlyTrainer(HybridTrainer):
 
     def is_physical_epoch(self, epoch: int) -> bool:
         return True
+
+
+def drive(steps: Generator, solve: Callable) -> dict:
+    """Run an epoch generator (:meth:`HybridTrainer.epoch_steps`) to its end, sending it
+    ``solve(request)`` for each request it yields; returns what it returns."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(solve(request))
+    except StopIteration as done:
+        return done.value
 
 
 def interaction_mask(region: object, observed: torch.Tensor) -> torch.Tensor:
