@@ -7,8 +7,10 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 
 import pytest
+from phiml import math
 from sweep_util import SMALL, stop_shared_ray
 
 warnings.filterwarnings("ignore", message="Sparse")
@@ -53,3 +55,12 @@ def _shared_ray_ends_with_its_module():
     """The shared Ray never outlives the module that started it (other modules see no Ray)."""
     yield
     stop_shared_ray()
+
+
+@pytest.fixture
+def float64() -> Iterator[None]:
+    """PhiML in double precision for one test (references to 1e-10), restored after it."""
+    previous = math.get_precision()
+    math.set_global_precision(64)
+    yield
+    math.set_global_precision(previous)

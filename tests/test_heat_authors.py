@@ -9,14 +9,12 @@ Run with ``-s`` for the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from phiml import math
 from reference_solutions import observed_orders, relative_l2
 from scipy.sparse.linalg import expm_multiply
 
@@ -33,14 +31,6 @@ L = 6.0  # side of the square (the authors' [-3, 3])
 @pytest.fixture(scope="module")
 def authors() -> PhysicalModelConfig:
     return load_config("heat_authors").model.physical
-
-
-@pytest.fixture
-def float64() -> Iterator[None]:
-    previous = math.get_precision()
-    math.set_global_precision(64)
-    yield
-    math.set_global_precision(previous)
 
 
 def centres_xy(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,13 +8,11 @@ delivers. Run with ``-s`` for the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from phiml import math
 from reference_solutions import bump_diffusivity, cell_centres, cole_hopf, heat_reference, observed_orders, relative_l2
 
 from hyco.config import load_config
@@ -25,14 +23,6 @@ from hyco.errors import ConfigError
 from hyco.physics import PROBLEMS, make_problem
 
 FACTORS = [1, 2, 4]
-
-
-@pytest.fixture
-def float64() -> Iterator[None]:
-    previous = math.get_precision()
-    math.set_global_precision(64)
-    yield
-    math.set_global_precision(previous)
 
 
 def restricted_last_frame(problem, initial, refine: int, num_frames: int) -> np.ndarray:

@@ -18,13 +18,6 @@ from hyco.training import build_trainer
 FEED, KILL = 0.04, 0.06
 
 
-@pytest.fixture
-def float64():
-    previous = math.get_precision()
-    math.set_global_precision(64)
-    yield
-    math.set_global_precision(previous)
-
 
 @pytest.fixture
 def problem(float64):
