@@ -3,7 +3,7 @@
     python bench/asha_vs_fifo.py [--configs 24] [--epochs 16] [--seeds 0,1,2] [--concurrent 2]
 
 For each sampler seed, Optuna's random sampler (seeded) proposes the same ``--configs`` configs
-for every scheduler; each runs as a real sweep (``hyco_ray.sweep.run_sweep``, one local Ray for
+for every scheduler; each runs as a real sweep (``hyco_ray.runner.sweep.run_sweep``, one local Ray for
 all of them) on the tiny 1D Burgers problem of ``tests/sweep_util.py``, half observed with 2 %
 noise as in burgers_quick, for ``--epochs`` epochs
 (max_t). Training is deterministic per config, so a config ASHA lets finish ends with the metric
@@ -73,7 +73,7 @@ def rungs(grace: int, factor: int, max_t: int) -> list[int]:
 
 
 def make_spec(tmp: Path, name: str, seed: int, args, grace: int | None, factor: int | None):
-    from hyco_ray.space import parse_space, validate_space
+    from hyco_ray.core.space import parse_space, validate_space
 
     data = json.loads(json.dumps(SPACE))
     data.update(name=name, num_samples=args.configs, max_concurrent=args.concurrent, metric=args.metric,
@@ -87,8 +87,8 @@ def make_spec(tmp: Path, name: str, seed: int, args, grace: int | None, factor: 
 
 
 def run_one(spec) -> dict:
-    from hyco_ray.sweep import run_sweep
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.sweep import run_sweep
 
     tic = time.perf_counter()
     outcome = run_sweep(spec)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import ray
 
-    from hyco_ray.sweep import connect_ray
+    from hyco_ray.runner.sweep import connect_ray
 
     results: dict[str, list[dict]] = {label: [] for label, _, _ in chosen}
     with tempfile.TemporaryDirectory(prefix="hyco-asha-") as tmp:

@@ -66,9 +66,9 @@ def main() -> None:
 
     import ray
 
-    from hyco_ray.space import parse_space, validate_space
-    from hyco_ray.sweep import connect_ray, run_sweep
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.space import parse_space, validate_space
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.sweep import connect_ray, run_sweep
 
     space = yaml.safe_load(Path(args.space).read_text())
     storage = Path(tempfile.mkdtemp(prefix="hyco-gpu-"))

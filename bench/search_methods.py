@@ -8,7 +8,7 @@ Problems: the variants of ``bench/search_value.py`` whose landscape has spread (
 ``landscape``: heat_quarter max/min 2.9, burgers_middle 1.6; burgers_half and burgers_thin 1.15 and
 1.10), with its space (alpha, alpha_physical, interaction_region: 3 x 2 x 2 = 12 settings) and its
 cosine learning-rate schedule; each trial ``--epochs`` epochs at the config's own seed. Every method
-runs as a real sweep (``hyco_ray.sweep.run_sweep``, one local Ray for all), once per searcher seed;
+runs as a real sweep (``hyco_ray.runner.sweep.run_sweep``, one local Ray for all), once per searcher seed;
 the first trial of every sweep is the defaults (the space's ``defaults``, as in any shipped sweep):
 
 * ``random``: budget/epochs trials of Optuna's random sampler, FIFO;
@@ -30,7 +30,7 @@ no ``pb2`` scheduler).
 Anytime score: every trained epoch carries its wall time (``done_at``), so "after b trial-epochs"
 means the trials whose last epoch was done before the b-th epoch of the sweep was. The pick at b is
 the complete trial with the lowest val_loss then (before any: the defaults); its *confirmed* value is
-its settings retrained from scratch (``hyco_ray.retrain``, ``hyco confirm``'s runs) on
+its settings retrained from scratch (``hyco_ray.runner.retrain``, ``hyco confirm``'s runs) on
 ``--confirm-seeds`` fresh seeds (``run_params.seed = data.seed = 1000 + i``, never seen by a search),
 the geometric mean of the objective (val_loss recomputed from S's and P's val errors) over them, as a
 ratio to the defaults' on the same seeds. Settings are retrained once per problem, the first time
@@ -75,11 +75,11 @@ SAMPLER = {"random": "random", "tpe-mv": "tpe-multivariate", "gp": "gp", "cmaes"
 PROBLEMS = ("heat_quarter", "burgers_middle")
 METRIC = "val_loss"
 MO = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
-SEED_OFFSET = 1000  # hyco_ray.confirm's fresh seeds
+SEED_OFFSET = 1000  # hyco_ray.runner.confirm's fresh seeds
 
 
 def make_spec(tmp: Path, problem: str, method: str, seed: int, args):
-    from hyco_ray.space import parse_space, validate_space
+    from hyco_ray.core.space import parse_space, validate_space
 
     base, overrides, _ = search_value.VARIANTS[problem]
     population = args.budget // args.epochs
@@ -127,7 +127,7 @@ def picks(sweep, max_t: int, budget: int, defaults: dict) -> list[dict]:
 def confirm(tmp: Path, spec, table: dict, settings: list[dict], seeds: list[int]) -> float:
     """Retrain the settings not yet in ``table`` on the fresh seeds (Ray tasks, one CPU each); returns
     the seconds it took."""
-    from hyco_ray.retrain import TEST_METRICS, result_path, run_tasks
+    from hyco_ray.runner.retrain import TEST_METRICS, result_path, run_tasks
 
     todo = {key_of(p): p for p in settings if key_of(p) not in table}
     if not todo:
@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hyco.config import load_config
     from hyco.training import create_trainer
-    from hyco_ray.sweep import connect_ray, run_sweep
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.sweep import connect_ray, run_sweep
 
     records, table, refs, summary = [], {p: {} for p in problems}, {}, {}
     with tempfile.TemporaryDirectory(prefix="hyco-search-") as tmp:

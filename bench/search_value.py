@@ -2,10 +2,10 @@
 
     nice -n 10 python bench/search_value.py [--trials 6] [--seeds 5] [--top 1] [--epochs 8] [--cpus 2] [--baselines]
 
-Per variant: a real sweep (``hyco_ray.sweep.run_sweep``: ``--trials`` trials of Optuna's random
+Per variant: a real sweep (``hyco_ray.runner.sweep.run_sweep``: ``--trials`` trials of Optuna's random
 sampler, FIFO, ``--epochs`` epochs each, seed 0 of the config) over a small space where the settings
 are known to act (alpha_S, alpha_P, the interaction region), the defaults trained once at the search's
-seed (the search's reference), then ``hyco confirm --top K --seeds N`` (``hyco_ray.confirm``: the top K,
+seed (the search's reference), then ``hyco confirm --top K --seeds N`` (``hyco_ray.runner.confirm``: the top K,
 the defaults and, with ``--baselines``, both baselines on seeds 1000..1000+N-1). One local Ray for everything.
 
 Variants (the shipped spaces' problem is burgers_quick's; the others are not in any shipped space):
@@ -75,7 +75,7 @@ SPACE = {
 
 
 def make_spec(tmp: Path, variant: str, args):
-    from hyco_ray.space import parse_space, validate_space
+    from hyco_ray.core.space import parse_space, validate_space
 
     base, overrides, _ = VARIANTS[variant]
     data = {"name": variant, "base": base, "storage_path": str(tmp / "sweeps"), "space": SPACE,
@@ -89,7 +89,7 @@ def make_spec(tmp: Path, variant: str, args):
 
 
 def trial_metrics(trial) -> dict:
-    from hyco_ray.confirm import objective_of
+    from hyco_ray.runner.confirm import objective_of
 
     return {"objective": objective_of(trial.final, "val_loss"), **{k: trial.value(k) for k in METRICS[1:]}}
 
@@ -99,9 +99,9 @@ def cv(values: list[float]) -> float:
 
 
 def run_variant(tmp: Path, variant: str, args) -> tuple[list[dict], dict]:
-    from hyco_ray.confirm import DEFAULTS, run_confirm, train_one
-    from hyco_ray.sweep import run_sweep
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.confirm import DEFAULTS, run_confirm, train_one
+    from hyco_ray.runner.sweep import run_sweep
 
     spec = make_spec(tmp, variant, args)
     tic = time.perf_counter()
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import ray
 
-    from hyco_ray.sweep import connect_ray
+    from hyco_ray.runner.sweep import connect_ray
 
     records, landscapes = [], {}
     with tempfile.TemporaryDirectory(prefix="hyco-value-") as tmp:

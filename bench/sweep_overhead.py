@@ -9,7 +9,7 @@ sampler and no retries so that both sides train the same configs.
 
 (a) ``sequential``: ``load_config`` + ``create_trainer`` + ``trainer.fit()`` for each config in this
     process, torch on 1 thread (a trial's share), no Ray;
-(b) a sweep through ``hyco_ray.sweep.run_sweep`` of the same configs (Optuna's random sampler with
+(b) a sweep through ``hyco_ray.runner.sweep.run_sweep`` of the same configs (Optuna's random sampler with
     a fixed seed proposes them in the same order), ``--concurrent`` trials of 1 CPU each at a time,
     FIFO (no early stopping); its wall time includes Ray start-up and shutdown. ``shipped`` is the
     trainable and tuner as they ship (workers reused; figures drawn for the sweep's pick only, at the
@@ -83,7 +83,7 @@ VARIANTS = {"shipped": {}, "all-figures": {"trial_figures": "all"}, "fresh": {},
 
 def make_spec(tmp: Path, configs: int, epochs: int, concurrent: int, name: str, extra: list[str] = (),
               noise_seeds: int = 0):
-    from hyco_ray.space import parse_space, validate_space
+    from hyco_ray.core.space import parse_space, validate_space
 
     data = shipped_space()
     # noise_seeds 0: the sweep machinery only, as (a) runs no seed-noise runs (--noise-seeds: their cost)
@@ -97,7 +97,7 @@ def make_spec(tmp: Path, configs: int, epochs: int, concurrent: int, name: str, 
 
 def fixed_configs(spec, n: int) -> list[dict]:
     """The params the sweep's searcher proposes, in order: the defaults, then its seeded sampler's draws."""
-    from hyco_ray.space import proposals
+    from hyco_ray.core.space import proposals
 
     return proposals(spec, n)
 
@@ -144,8 +144,8 @@ def run_tuned(spec, configs: list[dict], concurrent: int, legacy: bool) -> dict:
     Ray start (``connect_ray``), the tuning loop, the seed-noise runs, Ray stop, the pick's figures."""
     import ray
 
-    from hyco_ray import sweep as sweep_module
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner import sweep as sweep_module
 
     kwargs = {"reuse_workers": False} if legacy else {}
     spans: dict[str, tuple[float, float]] = {}
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     variants = [v for v in args.variants.split(",") if v]
     load_before, tic = load(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hyco-overhead-") as tmp:
-        from hyco_ray.sweep import prepare_data
+        from hyco_ray.runner.sweep import prepare_data
 
         tmp = Path(tmp)
         spec = make_spec(tmp, args.configs, args.epochs, args.concurrent, "seq", args.extra)

@@ -36,7 +36,7 @@ def curve(space: str, epochs: int, seed: int, work: Path) -> tuple[list[float], 
     """The defaults' val_loss per epoch at ``seed`` and the seconds per epoch."""
     from hyco.config import load_config
     from hyco.run import train_run
-    from hyco_ray.space import load_space
+    from hyco_ray.core.space import load_space
 
     spec = load_space(ROOT / "search_spaces" / f"{space}.yaml")
     overrides = [o for o in spec.trial_overrides({}, threads=1) if not o.startswith("data.cache_dir")]

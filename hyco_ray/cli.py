@@ -24,10 +24,10 @@ import pandas as pd
 
 from hyco.config import available_configs, load_config, load_config_file
 from hyco.errors import HycoError, TrainingError
-from hyco_ray import sweep
-from hyco_ray.analysis import export_best, write_report
-from hyco_ray.space import load_space
-from hyco_ray.sweep_dir import DISK_FULL_ERRNOS
+from hyco_ray.core.analysis import export_best, write_report
+from hyco_ray.core.space import load_space
+from hyco_ray.core.sweep_dir import DISK_FULL_ERRNOS
+from hyco_ray.runner import sweep
 
 
 def _load(args: argparse.Namespace):
@@ -164,7 +164,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hyco_ray.confirm import export_confirmed
+    from hyco_ray.runner.confirm import export_confirmed
 
     confirmed = None if args.trial else export_confirmed(args.sweep_dir, args.output)
     if confirmed:
@@ -177,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from hyco_ray.confirm import check_args, open_sweep, ranked_trials, run_confirm
+    from hyco_ray.runner.confirm import check_args, open_sweep, ranked_trials, run_confirm
 
     check_args(args.top, args.seeds)  # bad input: one line here, before any session or Ray starts
     ranked_trials(open_sweep(args.sweep_dir))

@@ -16,7 +16,7 @@ from sweep_util import SMALL, stop_shared_ray
 warnings.filterwarnings("ignore", message="Sparse")
 # run_params.device defaults to auto (a GPU where torch sees one): tests run on the CPU everywhere
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
-# the records of local Ray sessions (hyco_ray.leftovers) go to a directory of this test session
+# the records of local Ray sessions (hyco_ray.runner.leftovers) go to a directory of this test session
 os.environ["HYCO_RAY_SESSIONS"] = tempfile.mkdtemp(prefix="hyco-ray-sessions-")
 atexit.register(shutil.rmtree, os.environ["HYCO_RAY_SESSIONS"], True)
 

@@ -86,7 +86,7 @@ def start_shared_ray() -> None:
     ``no_shared_ray``; tests that start ``hyco tune`` in a subprocess get their own Ray anyway."""
     import ray
 
-    from hyco_ray.sweep import connect_ray
+    from hyco_ray.runner.sweep import connect_ray
 
     if not ray.is_initialized():
         _SHARED_RAY["up"] = connect_ray(None, 2, "pytest-shared")
@@ -96,7 +96,7 @@ def stop_shared_ray() -> None:
     if _SHARED_RAY["up"]:
         import ray
 
-        from hyco_ray import leftovers
+        from hyco_ray.runner import leftovers
 
         ray.shutdown()
         leftovers.forget()

@@ -61,9 +61,9 @@ def test_best_epoch_export_reruns_to_the_best_epochs_metrics(tmp_path):
     from sweep_util import write_space
 
     from hyco_ray.cli import main
-    from hyco_ray.space import load_space
-    from hyco_ray.sweep import run_sweep
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.space import load_space
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.sweep import run_sweep
 
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", num_samples=2, objective_epoch="best")
     spec = load_space(space, [o for o in NOISY if "keep_best" not in o])

@@ -14,7 +14,8 @@ pytest.importorskip("ray")
 from sweep_util import write_space  # noqa: E402
 
 from hyco_ray.cli import main  # noqa: E402
-from hyco_ray.confirm import (  # noqa: E402
+from hyco_ray.core.space import load_space  # noqa: E402
+from hyco_ray.runner.confirm import (  # noqa: E402
     CONFIRM_DIR,
     CONFIRM_JSON,
     CONFIRM_MD,
@@ -25,8 +26,7 @@ from hyco_ray.confirm import (  # noqa: E402
     TEST_METRICS,
     run_confirm,
 )
-from hyco_ray.space import load_space  # noqa: E402
-from hyco_ray.sweep import run_sweep  # noqa: E402
+from hyco_ray.runner.sweep import run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -136,8 +136,8 @@ def test_confirm_refuses_a_sweep_without_finished_trials(confirmed, tmp_path, ca
 def test_confirm_recognises_the_enqueued_defaults_trial(confirmed):
     """The sweep's first trial ran the defaults (rows say defaults: true): confirm retrains it as the defaults,
     with its search value, never as a trial of its own."""
-    from hyco_ray.confirm import plan_settings
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.confirm import plan_settings
 
     sweep = load_sweep(confirmed[0])
     enqueued = sweep.defaults_trial()

@@ -19,8 +19,8 @@ import pytest
 from sweep_util import write_space
 
 from hyco_ray.cli import NOISE
-from hyco_ray.console import LiveView, PbtOneLine, quiet_ray
-from hyco_ray.space import load_space
+from hyco_ray.core.space import load_space
+from hyco_ray.runner.console import LiveView, PbtOneLine, quiet_ray
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -72,6 +72,6 @@ def test_psutil_is_the_declared_package_not_rays_copy():
     """leftovers imports psutil before Ray puts its bundled copy first on sys.path."""
     import subprocess
 
-    code = "import hyco_ray.leftovers, psutil, ray; print(psutil.__file__)"
+    code = "import hyco_ray.runner.leftovers, psutil, ray; print(psutil.__file__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "thirdparty_files" not in out and "site-packages" in out, out

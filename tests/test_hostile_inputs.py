@@ -97,7 +97,7 @@ SPACE = "search_spaces/burgers_quick.yaml"
 
 def test_a_billion_samples_is_refused_with_the_limit(capsys):
     """21.5: `num_samples: 1000000000` started a sweep."""
-    from hyco_ray.space import MAX_NUM_SAMPLES
+    from hyco_ray.core.space import MAX_NUM_SAMPLES
 
     assert main(["tune", SPACE, "num_samples=1000000000", "--dry-run"]) == 2
     _one_line_error(capsys, "num_samples", "1000000000", f"1 to {MAX_NUM_SAMPLES:,}")

@@ -3,7 +3,7 @@ and those inside functions (a lazy import is still a dependency; it only runs la
 
 (a) no module imports in a circle; (b) the Ray-free modules never import ``ray`` and import no hyco_ray
 module that does (docs/architecture.md, "Layers"); (c) the callback names a spec is checked against
-(hyco_ray.names) are the names hyco_ray.search builds.
+(hyco_ray.core.names) are the names hyco_ray.runner.search builds.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hyco_ray"
-#: checked and read without Ray: the spec, its names, the sweep directory, the report; the leftovers (psutil)
-RAY_FREE = {"hyco_ray.names", "hyco_ray.params", "hyco_ray.schedulers", "hyco_ray.space", "hyco_ray.sweep_dir",
-            "hyco_ray.analysis", "hyco_ray.leftovers", "hyco_ray.figures", "hyco_ray.noise"}
+#: the two rooms (docs/architecture.md, "Layers"): ``hyco_ray.core`` is Ray-free, ``hyco_ray.runner`` runs on Ray
+CORE, RUNNER = PACKAGE / "core", PACKAGE / "runner"
 
 
 def module_name(path: Path) -> str:
@@ -41,7 +40,10 @@ def imports(path: Path, root: Path = PACKAGE.parent) -> list[tuple[int, str]]:
     return found
 
 
-MODULES = {module_name(p): p for p in sorted(PACKAGE.glob("*.py"))}
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+#: checked and read without Ray: every module of the core room (the spec, its names and types, the sweep
+#: directory, the report), the leftovers (psutil only) and the package roots
+RAY_FREE = {module_name(p) for p in sorted(CORE.glob("*.py"))} | {"hyco_ray.runner.leftovers", "hyco_ray"}
 
 
 def graph(modules: dict[str, Path], root: Path = PACKAGE.parent) -> dict[str, set[str]]:
@@ -88,8 +90,12 @@ def test_the_checker_sees_a_circle_through_a_function_level_import(tmp_path):
     assert cycle(graph(mods, tmp_path)) == ["hyco_ray.a", "hyco_ray.b", "hyco_ray.a"]
 
 
-def test_every_ray_free_module_exists():
-    assert RAY_FREE <= set(MODULES), f"rename in RAY_FREE: {sorted(RAY_FREE - set(MODULES))}"
+def test_the_package_is_two_rooms_and_the_core_is_most_of_what_a_user_reads():
+    """Every module lives in a room (only the package root and the CLI, the door between them, outside),
+    and the core holds the spec, the sweep directory and the report."""
+    outside = {m for m in MODULES if m.count(".") == 1 and m not in ("hyco_ray.cli", "hyco_ray.core", "hyco_ray.runner")}
+    assert not outside, f"modules outside both rooms: {sorted(outside)}"
+    assert {"hyco_ray.core.space", "hyco_ray.core.sweep_dir", "hyco_ray.core.analysis"} <= RAY_FREE
 
 
 @pytest.mark.parametrize("name", sorted(RAY_FREE))
@@ -107,7 +113,7 @@ def test_ray_free_modules_never_import_ray(name):
 
 def test_a_ray_free_module_loads_without_ray():
     """The same at run time: reading and checking a space file leaves Ray unimported."""
-    code = ("import sys; from hyco_ray import analysis, leftovers, names, space, sweep_dir; "
+    code = ("import sys; from hyco_ray.core import analysis, names, space, sweep_dir; from hyco_ray.runner import leftovers; "
             "space.load_space('search_spaces/burgers_quick.yaml'); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent).stdout
@@ -115,6 +121,7 @@ def test_a_ray_free_module_loads_without_ray():
 
 
 def test_spec_names_are_the_names_search_builds():
-    from hyco_ray import names, search
+    from hyco_ray.core import names
+    from hyco_ray.runner import search
 
     assert sorted(names.CALLBACK_REQUIRES) == search.CALLBACKS.names()

@@ -14,9 +14,9 @@ ray = pytest.importorskip("ray")
 
 from sweep_util import write_space  # noqa: E402
 
-from hyco_ray.space import load_space  # noqa: E402
-from hyco_ray.sweep import run_sweep  # noqa: E402
-from hyco_ray.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.core.space import load_space  # noqa: E402
+from hyco_ray.core.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.runner.sweep import run_sweep  # noqa: E402
 
 MB = 1024**2
 

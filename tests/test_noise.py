@@ -15,10 +15,10 @@ import pytest
 import yaml
 from sweep_util import write_space
 
-from hyco_ray.noise import NOISE_SEED_OFFSET, Z, judge, result_path, spread
-from hyco_ray.space import SpaceError, load_space
-from hyco_ray.sweep import plan_text
-from hyco_ray.sweep_dir import NOISE_FILE, SUMMARY_FILE
+from hyco_ray.core.noise import NOISE_SEED_OFFSET, Z, judge, result_path, spread
+from hyco_ray.core.space import SpaceError, load_space
+from hyco_ray.core.sweep_dir import NOISE_FILE, SUMMARY_FILE
+from hyco_ray.runner.sweep import plan_text
 
 K = 3
 
@@ -54,8 +54,8 @@ def test_spread_and_the_beyond_noise_rule():
 def noisy(tmp_path_factory):
     """A 2-trial sweep of 2 epochs with noise_seeds 3, then its report."""
     pytest.importorskip("ray")
-    from hyco_ray.analysis import write_report
-    from hyco_ray.sweep import run_sweep
+    from hyco_ray.core.analysis import write_report
+    from hyco_ray.runner.sweep import run_sweep
 
     tmp = tmp_path_factory.mktemp("noise")
     space = write_space(tmp, cache_dir=tmp / "cache", epochs=2, name="noisy", num_samples=2, noise_seeds=K,
@@ -66,7 +66,7 @@ def noisy(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_tiny_sweep_measures_the_seed_spread_from_k_distinct_seeds_and_shows_every_margin(noisy):
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.sweep_dir import load_sweep
 
     sweep_dir, outcome, report = noisy
     doc = json.loads((sweep_dir / NOISE_FILE).read_text())
@@ -108,8 +108,8 @@ def test_a_tiny_sweep_measures_the_seed_spread_from_k_distinct_seeds_and_shows_e
 
 @pytest.mark.slow
 def test_measuring_again_skips_the_finished_noise_runs(noisy, capsys):
-    from hyco_ray.space import parse_space
-    from hyco_ray.sweep import measure_noise
+    from hyco_ray.core.space import parse_space
+    from hyco_ray.runner.sweep import measure_noise
 
     sweep_dir = noisy[0]
     before = (sweep_dir / NOISE_FILE).read_text()

@@ -85,8 +85,8 @@ def test_metrics_jsonl_reads_the_epochs_the_state_stands_on(tmp_path):
 def test_the_plan_prints_the_cost_of_repeats(tmp_path):
     from sweep_util import write_space
 
-    from hyco_ray.space import SpaceError, load_space
-    from hyco_ray.sweep import plan_text
+    from hyco_ray.core.space import SpaceError, load_space
+    from hyco_ray.runner.sweep import plan_text
 
     spec = load_space(write_space(tmp_path, repeats=3))
     assert "repeats: 3 seeds per trial" in plan_text(spec) and f"at most {4 * 3 * 3} epochs" in plan_text(spec)
@@ -101,9 +101,9 @@ def repeats_sweep(tmp_path_factory):
     order in which ASHA saw the results is the order they finished."""
     from sweep_util import start_shared_ray, write_space
 
-    from hyco_ray.space import load_space
-    from hyco_ray.sweep import run_sweep
-    from hyco_ray.sweep_dir import load_sweep
+    from hyco_ray.core.space import load_space
+    from hyco_ray.core.sweep_dir import load_sweep
+    from hyco_ray.runner.sweep import run_sweep
 
     tmp = tmp_path_factory.mktemp("repeats")
     spec = load_space(write_space(tmp, cache_dir=tmp / "cache", name="repeats", repeats=2, max_concurrent=1,

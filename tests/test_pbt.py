@@ -24,9 +24,9 @@ ray = pytest.importorskip("ray")
 from sweep_util import HALF_OBSERVED, SMALL, start_shared_ray, write_space  # noqa: E402
 
 from hyco.run import read_metrics  # noqa: E402
-from hyco_ray.space import SpaceError, load_space  # noqa: E402
-from hyco_ray.sweep import run_sweep  # noqa: E402
-from hyco_ray.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.core.space import SpaceError, load_space  # noqa: E402
+from hyco_ray.core.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.runner.sweep import run_sweep  # noqa: E402
 
 EPOCHS = 6
 SPACE = {

@@ -6,8 +6,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from hyco_ray import sweep as sweep_mod  # noqa: E402
-from hyco_ray import sweep_dir  # noqa: E402
+from hyco_ray.core import sweep_dir  # noqa: E402
+from hyco_ray.runner import sweep as sweep_mod  # noqa: E402
 
 
 def test_local_ray_never_joins_another_ray_on_the_host(monkeypatch):
@@ -62,7 +62,7 @@ def test_local_ray_listens_on_localhost_only(monkeypatch):
     import psutil
     from ray._private import ray_constants, services
 
-    from hyco_ray import leftovers
+    from hyco_ray.runner import leftovers
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert isinstance(getattr(ray_constants, "ENABLE_RAY_CLUSTER", None), bool), (
@@ -91,7 +91,7 @@ def test_a_failed_start_can_be_started_again(tmp_path, monkeypatch):
     """Issue 10.2: Ray failed to start; the rerun must not claim the sweep exists (nor --resume work)."""
     from sweep_util import write_space
 
-    from hyco_ray.space import load_space
+    from hyco_ray.core.space import load_space
 
     spec = load_space(write_space(tmp_path))
 
@@ -111,9 +111,9 @@ def test_a_trial_with_an_infinite_val_loss_is_diverged(tmp_path, monkeypatch):
     from sweep_util import write_space
     from test_cli import SMALL
 
-    from hyco_ray import trainable
-    from hyco_ray.space import load_space
-    from hyco_ray.sweep_dir import TrialRecord
+    from hyco_ray.core.space import load_space
+    from hyco_ray.core.sweep_dir import TrialRecord
+    from hyco_ray.runner import trainable
 
     spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache",
                                   overrides=[*SMALL, "trainer_params.synthetic.learning_rate=1e5"]))
@@ -133,8 +133,8 @@ def test_faults_are_injected_by_the_test_not_by_a_production_switch(tmp_path, mo
     from ray import tune
     from sweep_util import write_space
 
-    from hyco_ray import trainable
-    from hyco_ray.space import load_space
+    from hyco_ray.core.space import load_space
+    from hyco_ray.runner import trainable
 
     spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2))
     seen = []
@@ -159,8 +159,8 @@ def test_debug_run_samples_the_sweeps_first_trial(tmp_path):
     the defaults (enqueued); the bench's fixed configs are the searcher's proposals in order."""
     from sweep_util import write_space
 
-    from hyco_ray.search import build_searcher
-    from hyco_ray.space import load_space, proposals, sample_params
+    from hyco_ray.core.space import load_space, proposals, sample_params
+    from hyco_ray.runner.search import build_searcher
 
     for sampler in ("tpe", "random"):
         spec = load_space(write_space(tmp_path, searcher={"sampler": sampler, "seed": 7}))
@@ -205,7 +205,7 @@ def test_space_overrides_and_flags_reach_the_spec(tmp_path):
     """Issue 10.4: key=value overrides of any space field; other keys are config overrides of every trial."""
     from sweep_util import write_space
 
-    from hyco_ray.space import SpaceError, load_space
+    from hyco_ray.core.space import SpaceError, load_space
 
     spec = load_space(write_space(tmp_path), ["max_concurrent=3", "metric=val_loss_physical", "mode=max",
                                               "resources.gpu=0.5", "searcher.seed=5", "space.trainer_params.alpha.low=0.2",
@@ -223,7 +223,7 @@ def test_resume_refuses_an_edited_space(tmp_path):
     """Issue 11.4 (and 10.4): --resume silently ignored a changed space file (fewer num_samples)."""
     from sweep_util import write_space
 
-    from hyco_ray.space import load_space
+    from hyco_ray.core.space import load_space
 
     spec = load_space(write_space(tmp_path))
     exp_dir = sweep_dir.experiment_dir(spec)
@@ -262,8 +262,8 @@ def test_a_reused_worker_loads_each_dataset_once(tmp_path, monkeypatch):
     from sweep_util import write_space
 
     from hyco.config import load_config
-    from hyco_ray import trainable
-    from hyco_ray.space import load_space
+    from hyco_ray.core.space import load_space
+    from hyco_ray.runner import trainable
 
     spec = load_space(write_space(tmp_path, cache_dir=tmp_path / "cache"))
     monkeypatch.setattr(trainable, "_datasets", {})

@@ -17,9 +17,9 @@ from matplotlib.colors import to_rgb
 from sweep_util import write_space
 
 from hyco.evaluation import plot_predictions, short_label
-from hyco_ray import figures
-from hyco_ray.space import load_space
-from hyco_ray.sweep_dir import LINEAGE_FILE, Sweep, TrialRecord
+from hyco_ray.core import figures
+from hyco_ray.core.space import load_space
+from hyco_ray.core.sweep_dir import LINEAGE_FILE, Sweep, TrialRecord
 
 KEYS = ("trainer_params.alpha", "trainer_params.alpha_physical", "trainer_params.physical.max_iterations",
         "trainer_params.interaction_region")

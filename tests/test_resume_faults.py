@@ -24,7 +24,7 @@ from sweep_util import write_space  # noqa: E402
 
 from hyco.run import METRICS_FILE, metrics_lines  # noqa: E402
 from hyco_ray.cli import main  # noqa: E402
-from hyco_ray.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.core.sweep_dir import load_sweep  # noqa: E402
 
 
 def _closed_port() -> int:

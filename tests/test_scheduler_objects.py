@@ -1,4 +1,4 @@
-"""Schedulers and parameter types are small objects (hyco_ray.schedulers, hyco_ray.params): each checks
+"""Schedulers and parameter types are small objects (hyco_ray.core.schedulers, hyco_ray.core.params): each checks
 its own options, gives Optuna and Tune what they need and describes itself for ``--dry-run``; a new
 one is one class and its registration, with no branch elsewhere to edit (issue 22)."""
 
@@ -11,11 +11,11 @@ import pytest
 from sweep_util import write_space
 
 from hyco.config.validate import BEST_METRICS, OBJECTIVE_METRICS
-from hyco_ray import space as space_module
-from hyco_ray.names import DIRECTIONS
-from hyco_ray.params import PARAM_TYPES, ParamType, param_type
-from hyco_ray.schedulers import SCHEDULERS, Scheduler, TunerSettings, scheduler_of
-from hyco_ray.space import Param, SpaceError, load_space, sample_params
+from hyco_ray.core import space as space_module
+from hyco_ray.core.names import DIRECTIONS
+from hyco_ray.core.params import PARAM_TYPES, ParamType, param_type
+from hyco_ray.core.schedulers import SCHEDULERS, Scheduler, TunerSettings, scheduler_of
+from hyco_ray.core.space import Param, SpaceError, load_space, sample_params
 
 PBT = {"type": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5}
 ENTRIES = {
@@ -77,7 +77,7 @@ def test_each_type_names_its_own_mistake(entry, field, message):
 
 
 def test_dry_run_descriptions_come_from_the_objects(tmp_path):
-    from hyco_ray.sweep import plan_text
+    from hyco_ray.runner.sweep import plan_text
 
     asha = load_space(write_space(tmp_path, epochs=8, scheduler={"type": "asha", "grace_period": 2}))
     pbt = load_space(write_space(tmp_path, name="p", epochs=4, scheduler=PBT))
@@ -126,7 +126,7 @@ def test_a_new_scheduler_is_one_class_and_its_registration(tmp_path, monkeypatch
     with pytest.raises(SpaceError, match="scheduler.grace_period: median needs >= 2"):
         load_space(write_space(tmp_path, scheduler={"type": "median", "grace_period": 1}))
     spec = load_space(write_space(tmp_path, scheduler={"type": "median", "grace_period": 2}))
-    from hyco_ray.sweep import plan_text
+    from hyco_ray.runner.sweep import plan_text
 
     assert "early stopping: median stopping after 2 epochs" in plan_text(spec)
     settings = scheduler_of(spec).tuner_settings(spec, tune)
@@ -168,7 +168,7 @@ def test_a_new_parameter_type_is_one_class_and_its_registration(tmp_path, monkey
 
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_min_and_max_map_to_optunas_directions_in_one_place(tmp_path, mode):
-    from hyco_ray.search import build_searcher
+    from hyco_ray.runner.search import build_searcher
 
     spec = load_space(write_space(tmp_path, mode=mode, metric="val_loss_synthetic"))
     assert spec.directions == [DIRECTIONS[mode]]

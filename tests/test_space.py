@@ -11,7 +11,7 @@ import yaml
 from sweep_util import BASE_SPACE, write_space
 
 from hyco.config import override_value
-from hyco_ray.space import SpaceError, load_space, parse_space, sample_params
+from hyco_ray.core.space import SpaceError, load_space, parse_space, sample_params
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 SEARCHED = {"trainer_params.alpha", "trainer_params.warmup_epochs", "trainer_params.physical.max_iterations",
@@ -247,7 +247,7 @@ def test_searcher_tells_optuna_pruned_complete_and_fail_without_ray(tmp_path):
 
     import optuna
 
-    from hyco_ray.search import build_searcher
+    from hyco_ray.runner.search import build_searcher
 
     spec = load_space(write_space(tmp_path, epochs=4))
     searcher = build_searcher(spec, f"sqlite:///{tmp_path}/study.db")
@@ -304,7 +304,7 @@ def test_multi_objective_space_loads_with_directions(tmp_path):
 
 
 def test_shipped_pbt_space_mutates_the_coupling_and_fits_two_cores():
-    from hyco_ray.space import mutable_keys
+    from hyco_ray.core.space import mutable_keys
 
     spec = load_space(SPACES / "burgers_pbt.yaml")
     assert spec.scheduler.type == "pbt" and spec.scheduler.perturbation_interval < spec.max_t
@@ -336,7 +336,7 @@ def test_multi_objective_searcher_tells_values_complete_and_stopped_pruned(tmp_p
 
     import optuna
 
-    from hyco_ray.search import build_searcher
+    from hyco_ray.runner.search import build_searcher
 
     spec = load_space(write_space(tmp_path, epochs=4, objectives=MO))
     searcher = build_searcher(spec, f"sqlite:///{tmp_path}/study.db")
@@ -369,7 +369,7 @@ def test_searcher_pickles_and_restores_mid_sweep(tmp_path, sampler, objectives):
     sampler holds a thread lock): the copy goes on with the same study and the trials it awaits."""
     import ray.cloudpickle
 
-    from hyco_ray.search import build_searcher
+    from hyco_ray.runner.search import build_searcher
 
     spec = load_space(write_space(tmp_path, objectives=objectives, searcher={"sampler": sampler, "seed": 0}))
     searcher = build_searcher(spec, None)

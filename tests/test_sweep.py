@@ -27,10 +27,10 @@ ray = pytest.importorskip("ray")
 from sweep_util import SMALL, fail_once_at, start_shared_ray, write_space  # noqa: E402
 
 from hyco.run import metrics_lines  # noqa: E402
-from hyco_ray.analysis import export_best, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
-from hyco_ray.space import load_space  # noqa: E402
-from hyco_ray.sweep import SweepError, run_sweep  # noqa: E402
-from hyco_ray.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.core.analysis import export_best, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
+from hyco_ray.core.space import load_space  # noqa: E402
+from hyco_ray.core.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.runner.sweep import SweepError, run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -280,7 +280,7 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
     assert rc == 130 and stop_s < 45, (rc, stop_s, log[-3000:])
     assert "## sweep X" in log and "continue it with: hyco tune" in log, log[-3000:]
     assert "== Status ==" not in log, [line for line in log.splitlines() if "Status" in line]
-    assert "finished after epoch 3: val_loss" in log, log[-3000:]  # one line per event (hyco_ray.console)
+    assert "finished after epoch 3: val_loss" in log, log[-3000:]  # one line per event (hyco_ray.runner.console)
     assert log.count(f"sweep directory: {exp_dir}") == 2
     hint = log.split("continue it with: ")[1].splitlines()[0]
     assert hint.startswith("hyco tune") and "--name X" in hint and hint.endswith("--resume")
@@ -409,12 +409,12 @@ def test_leftovers_of_a_killed_driver_are_ended_by_the_next_start(tmp_path, caps
     them by pid and start time, and leaves another live sweep's Ray alone."""
     import psutil  # Ray's bundled copy, on the path once ray is imported
 
-    from hyco_ray import leftovers
+    from hyco_ray.runner import leftovers
 
     sessions = leftovers.state_dir()  # conftest: a directory of this test session
     ready = tmp_path / "ready"
     other = subprocess.Popen(  # another live sweep's Ray, recorded the same way
-        [sys.executable, "-c", "import pathlib, time; from hyco_ray.sweep import connect_ray; connect_ray(None, 1, "
+        [sys.executable, "-c", "import pathlib, time; from hyco_ray.runner.sweep import connect_ray; connect_ray(None, 1, "
          f"'other'); pathlib.Path({str(ready)!r}).write_text('x'); time.sleep(600)"],
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     space = Path(__file__).parents[1] / "search_spaces" / "burgers_quick.yaml"
@@ -474,7 +474,7 @@ def test_a_killed_console_process_stops_its_driver_resumably(tmp_path):
     on Ctrl-C: summary, resume hint, its Ray shut down and its leftovers record deleted."""
     import psutil  # Ray's bundled copy, on the path once ray is imported
 
-    from hyco_ray import leftovers
+    from hyco_ray.runner import leftovers
 
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="orphan", num_samples=6, checkpoint_period_s=2)
     log = (tmp_path / "console.log").open("w")
@@ -509,7 +509,7 @@ def test_rays_own_readers_see_every_trial_of_an_extended_sweep(grown_sweep):
     from ray import tune
     from ray.tune import ExperimentAnalysis
 
-    from hyco_ray.trainable import make_trainable
+    from hyco_ray.runner.trainable import make_trainable
 
     _, more = grown_sweep
     sweep = load_sweep(more.experiment_dir)

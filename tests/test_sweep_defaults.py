@@ -13,10 +13,10 @@ from omegaconf import OmegaConf  # noqa: E402
 from sweep_util import BASE_SPACE, write_space  # noqa: E402
 
 from hyco.config import config_to_dict, load_config  # noqa: E402
-from hyco_ray.analysis import summary_text, trials_table  # noqa: E402
-from hyco_ray.space import SpaceError, load_space  # noqa: E402
-from hyco_ray.sweep import run_sweep  # noqa: E402
-from hyco_ray.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.core.analysis import summary_text, trials_table  # noqa: E402
+from hyco_ray.core.space import SpaceError, load_space  # noqa: E402
+from hyco_ray.core.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.runner.sweep import run_sweep  # noqa: E402
 
 
 def test_the_spec_holds_the_base_configs_values_of_the_searched_keys(tmp_path):

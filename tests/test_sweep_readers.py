@@ -14,10 +14,10 @@ import math
 import pytest
 from sweep_util import write_space
 
-from hyco_ray.analysis import summary_text, trials_table
 from hyco_ray.cli import main
-from hyco_ray.space import load_space
-from hyco_ray.sweep_dir import Sweep, TrialRecord
+from hyco_ray.core.analysis import summary_text, trials_table
+from hyco_ray.core.space import load_space
+from hyco_ray.core.sweep_dir import Sweep, TrialRecord
 
 OBJECTIVES = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
 
@@ -75,8 +75,8 @@ def test_a_remote_sweeps_study_survives_in_a_journal_file(tmp_path):
     pytest.importorskip("ray")
     from sweep_util import start_shared_ray
 
-    from hyco_ray.sweep import run_sweep
-    from hyco_ray.sweep_dir import optuna_storage
+    from hyco_ray.core.sweep_dir import optuna_storage
+    from hyco_ray.runner.sweep import run_sweep
 
     journal = f"journal://{tmp_path}/shared/study.log"
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=1, num_samples=2)
@@ -107,10 +107,10 @@ def test_the_cluster_docs_commands_join_the_cluster_with_gpus_and_keep_the_study
     assert "ray exec --tmux cluster.yaml" in doc and "ray job submit --address http://localhost:8265" in doc
     assert len(commands) >= 2
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # the space file's path in the docs
-    import hyco_ray.sweep
+    import hyco_ray.runner.sweep
 
     # the one stand-in: a GPU cluster cannot run here, and --dry-run asks the address whether a Ray answers
-    monkeypatch.setattr(hyco_ray.sweep, "check_address", lambda address: None)
+    monkeypatch.setattr(hyco_ray.runner.sweep, "check_address", lambda address: None)
     for command in commands:
         args = shlex.split(command)
         assert args[args.index("--address") + 1] == "auto" and float(args[args.index("--gpus-per-trial") + 1]) >= 1

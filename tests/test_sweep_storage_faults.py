@@ -27,11 +27,11 @@ ray = pytest.importorskip("ray")
 from sweep_util import start_shared_ray, write_space  # noqa: E402
 
 from hyco.run import append_line  # noqa: E402
-from hyco_ray import sweep_dir  # noqa: E402
 from hyco_ray.cli import main  # noqa: E402
-from hyco_ray.space import load_space  # noqa: E402
-from hyco_ray.sweep import run_sweep  # noqa: E402
-from hyco_ray.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.core import sweep_dir  # noqa: E402
+from hyco_ray.core.space import load_space  # noqa: E402
+from hyco_ray.core.sweep_dir import load_sweep  # noqa: E402
+from hyco_ray.runner.sweep import run_sweep  # noqa: E402
 
 
 @contextlib.contextmanager

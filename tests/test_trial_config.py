@@ -12,11 +12,11 @@ import yaml
 from sweep_util import HALF_OBSERVED, SMALL, write_space
 
 import hyco.config.load
-import hyco_ray.space
+import hyco_ray.core.space
 from hyco.config import config_to_dict, load_config, load_config_file, with_values
 from hyco.errors import ConfigError
 from hyco_ray.cli import main
-from hyco_ray.space import SpaceError, load_space, sample_params
+from hyco_ray.core.space import SpaceError, load_space, sample_params
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 MIXED = {  # a float, an int, a string-or-list choice, P's weight under its new key, and a config group
@@ -48,7 +48,7 @@ def test_sampled_values_never_become_override_text(tmp_path, monkeypatch):
     def no_text(value):
         raise AssertionError(f"{value!r} went through override text")
 
-    monkeypatch.setattr(hyco_ray.space, "override_value", no_text)
+    monkeypatch.setattr(hyco_ray.core.space, "override_value", no_text)
     cfg = spec.trial_config(params)
     assert cfg.trainer_params.alpha == params["trainer_params.alpha"]
 
@@ -63,7 +63,7 @@ def test_a_trial_config_is_validated_once(tmp_path, monkeypatch):
         real(cfg)
 
     monkeypatch.setattr(hyco.config.load, "validate", counted)
-    monkeypatch.setattr(hyco_ray.space, "validate", counted)
+    monkeypatch.setattr(hyco_ray.core.space, "validate", counted)
     spec.trial_config(params)
     assert calls == [params["trainer_params.alpha"]]  # the composed base is not checked on its own first
 

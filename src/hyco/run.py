@@ -44,7 +44,7 @@ CHECKPOINT_FILE, TEST_METRICS_FILE, FIGURES_DIR = "checkpoint.pt", "test_metrics
 
 
 class EpochHook(Protocol):
-    """What a caller adds to each epoch of :func:`run_epochs` (a sweep trial: hyco_ray.trainable)."""
+    """What a caller adds to each epoch of :func:`run_epochs` (a sweep trial: hyco_ray.runner.trainable)."""
 
     def before_record(self, metrics: dict) -> None:
         """Add keys to the epoch's metrics (in place) before they are recorded and checkpointed."""

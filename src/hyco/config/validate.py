@@ -26,7 +26,7 @@ MODES = ("train", "evaluate")
 INTERACTION_REGIONS = ("unobserved", "all")
 #: val metrics a run may keep its best epoch's state by (``trainer_params.keep_best``)
 BEST_METRICS = ("val_loss", "val_loss_synthetic", "val_loss_physical")
-#: every metric a trainer reports per epoch that a sweep may optimise (``hyco_ray.space.METRICS``);
+#: every metric a trainer reports per epoch that a sweep may optimise (``hyco_ray.core.space.METRICS``);
 #: not ``hyco.registry.METRICS``, the functions that compare two rollouts (``trainer_params.metric``)
 OBJECTIVE_METRICS = (*BEST_METRICS, "train_loss")
 #: reported but never an objective: it needs the true θ*, which a user does not have (README, metrics table)

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from hyco.errors import HycoError
 from hyco.evaluation import epoch_axis, save
 from hyco.evaluation.figures import distinct_styles, short_label, short_names
-from hyco_ray.sweep_dir import LINEAGE_FILE, Sweep, TrialRecord
+from hyco_ray.core.sweep_dir import LINEAGE_FILE, Sweep, TrialRecord
 
 #: how a trial that did not run all epochs ended, in legends
 ENDED = {"stopped": "ASHA-stopped", "diverged": "diverged", "error": "errored", "unfinished": "unfinished"}

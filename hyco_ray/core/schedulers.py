@@ -2,7 +2,7 @@
 describes itself for ``hyco tune --dry-run`` and gives the Tuner its settings.
 
 Ray-free: the Tuner's settings are built from the ``tune`` module the runner passes in
-(``hyco_ray.sweep.build_tuner``), so checking a spec never imports Ray. A new scheduler is a class
+(``hyco_ray.runner.sweep.build_tuner``), so checking a spec never imports Ray. A new scheduler is a class
 here under ``@SCHEDULERS.register`` (docs/architecture.md, "Where to add things").
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from hyco.config.schema import SCHEDULABLE
 from hyco.registry import Registry
-from hyco_ray.names import STEP_KEY
-from hyco_ray.params import param_type
+from hyco_ray.core.names import STEP_KEY
+from hyco_ray.core.params import param_type
 
 #: ``scheduler.type`` -> a :class:`Scheduler` subclass
 SCHEDULERS: Registry = Registry("scheduler", "scheduler.type")
@@ -27,7 +27,7 @@ class TunerSettings:
     """What a scheduler decides of ``tune.Tuner``'s arguments."""
 
     scheduler: Any
-    #: None: the sweep's Optuna searcher (``hyco_ray.search.build_searcher``)
+    #: None: the sweep's Optuna searcher (``hyco_ray.runner.search.build_searcher``)
     search_alg: Any = None
     #: Tune's own distributions, for a scheduler that samples the trials itself
     param_space: dict[str, Any] | None = None

@@ -27,9 +27,9 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from hyco_ray import sweep_dir
-from hyco_ray.names import DIRECTIONS, STEP_KEY
-from hyco_ray.sweep_dir import trial_metrics
+from hyco_ray.core import sweep_dir
+from hyco_ray.core.names import DIRECTIONS, STEP_KEY
+from hyco_ray.core.sweep_dir import trial_metrics
 
 _LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
 
@@ -70,7 +70,7 @@ class PruningOptunaSearch(Searcher):
 
     def _storage_full(self, exc: Exception) -> bool:
         """A write to the study's database failed for lack of space: noted, and the sweep stops
-        (``hyco_ray.sweep``) resumably instead of dying on Optuna's ``StorageInternalError``."""
+        (``hyco_ray.runner.sweep``) resumably instead of dying on Optuna's ``StorageInternalError``."""
         if not sweep_dir.is_disk_full(exc):
             return False
         sweep_dir.note_disk_full(f"the Optuna study {self._study.study_name!r}")

@@ -1,5 +1,5 @@
 """What a sweep found, for people: summary, best-config export, trials table, report figures and the
-comparison of sweeps (the directory itself is read by :mod:`hyco_ray.sweep_dir`)."""
+comparison of sweeps (the directory itself is read by :mod:`hyco_ray.core.sweep_dir`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pandas as pd
 
 from hyco.errors import HycoError
 from hyco.evaluation import plot_front, plot_runs, save, short_label
-from hyco_ray import figures as sweep_figures
-from hyco_ray.noise import margin_columns, noise_lines
-from hyco_ray.sweep_dir import LINEAGE_FILE, Sweep, check_writable_dir, load_sweep, write_pbt_study
+from hyco_ray.core import figures as sweep_figures
+from hyco_ray.core.noise import margin_columns, noise_lines
+from hyco_ray.core.sweep_dir import LINEAGE_FILE, Sweep, check_writable_dir, load_sweep, write_pbt_study
 
 
 def _fmt(v: Any) -> str:
@@ -188,7 +188,7 @@ def param_importances(study) -> tuple[dict[str, float], str]:
 
 
 def plot_curves(sweep: Sweep, ax=None):
-    """Each trial's metric per epoch (:func:`hyco_ray.figures.plot_curves`: best trial, rungs, exploits marked)."""
+    """Each trial's metric per epoch (:func:`hyco_ray.core.figures.plot_curves`: best trial, rungs, exploits marked)."""
     return sweep_figures.plot_curves(sweep, ax)
 
 
@@ -224,7 +224,7 @@ def plot_pareto(sweep: Sweep):
 
 
 def plot_study(study, out: Path, sweep: Sweep) -> dict[str, Path]:
-    """Importances per objective, slice and parallel-coordinate plots (:mod:`hyco_ray.figures`)."""
+    """Importances per objective, slice and parallel-coordinate plots (:mod:`hyco_ray.core.figures`)."""
     return sweep_figures.save_study_figures(sweep, study, out)
 
 

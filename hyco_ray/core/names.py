@@ -1,8 +1,8 @@
-"""The names a search-space file may use, Ray-free: ``hyco_ray.space`` checks a spec against them before
+"""The names a search-space file may use, Ray-free: ``hyco_ray.core.space`` checks a spec against them before
 Ray starts. The Optuna samplers live here too (they need Optuna only, and the spec's first trial is
-sampled without Ray); the logger callbacks, whose builders import Ray, are built by ``hyco_ray.search``
+sampled without Ray); the logger callbacks, whose builders import Ray, are built by ``hyco_ray.runner.search``
 under the names listed here (tests/test_hyco_ray_layers.py keeps the two in step). Schedulers and
-parameter types are objects of their own (``hyco_ray.schedulers``, ``hyco_ray.params``).
+parameter types are objects of their own (``hyco_ray.core.schedulers``, ``hyco_ray.core.params``).
 Imports point one way: names <- params, schedulers <- space <- sweep_dir <- search <- sweep (docs/architecture.md).
 """
 
@@ -17,7 +17,7 @@ STEP_KEY = "epoch"
 
 #: a space file's ``mode`` -> Optuna's study direction (the one place the two words are mapped)
 DIRECTIONS: dict[str, str] = {"min": "minimize", "max": "maximize"}
-#: ``callbacks`` entries -> the optional package each needs (builders: ``hyco_ray.search.CALLBACKS``)
+#: ``callbacks`` entries -> the optional package each needs (builders: ``hyco_ray.runner.search.CALLBACKS``)
 CALLBACK_REQUIRES: dict[str, str | None] = {"mlflow": "mlflow"}
 
 #: ``fn(searcher_spec, seed) -> optuna.samplers.BaseSampler``

@@ -20,7 +20,7 @@ PARAM_TYPES: Registry = Registry("parameter type", "space.<key>.type")
 
 
 class ParamType:
-    """How one kind of searched key behaves; ``p`` is the space entry (``hyco_ray.space.Param``)."""
+    """How one kind of searched key behaves; ``p`` is the space entry (``hyco_ray.core.space.Param``)."""
 
     name = ""
 

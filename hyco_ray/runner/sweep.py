@@ -1,7 +1,7 @@
 """Run a sweep: Ray (a new local one, or a cluster), the searcher and scheduler of the spec, resume,
 and the debug run. ``address`` (or ``RAY_ADDRESS``) joins a cluster (a Ray >= 2.59 one needs its
 token, see the README); a multi-node cluster needs a ``storage_path`` all nodes reach (``s3://...``,
-NFS) for the sweep directory (:mod:`hyco_ray.sweep_dir`).
+NFS) for the sweep directory (:mod:`hyco_ray.core.sweep_dir`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from unittest import mock
 import torch
 
 from hyco.config import load_config
-from hyco_ray import noise, sweep_dir
-from hyco_ray.schedulers import scheduler_of
-from hyco_ray.search import CALLBACKS, build_searcher
-from hyco_ray.space import SweepSpec, sample_params
-from hyco_ray.sweep_dir import SweepError, experiment_dir, load_saved_spec, load_sweep, study_storage_url
+from hyco_ray.core import noise, sweep_dir
+from hyco_ray.core.schedulers import scheduler_of
+from hyco_ray.core.space import SweepSpec, sample_params
+from hyco_ray.core.sweep_dir import SweepError, experiment_dir, load_saved_spec, load_sweep, study_storage_url
+from hyco_ray.runner.search import CALLBACKS, build_searcher
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +201,12 @@ def preflight(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
 
 def connect_ray(address: str | None, num_cpus: int | None, sweep: str = "") -> bool:
     """Join ``address`` (or RAY_ADDRESS), else start Ray in this process (after ending a killed
-    sweep's leftovers, :mod:`hyco_ray.leftovers`). True if we started it. A local Ray listens on
+    sweep's leftovers, :mod:`hyco_ray.runner.leftovers`). True if we started it. A local Ray listens on
     127.0.0.1 only: Ray makes a loopback node address the host's unless ``ENABLE_RAY_CLUSTER`` is off."""
     import ray
     from ray._private import ray_constants
 
-    from hyco_ray import leftovers
+    from hyco_ray.runner import leftovers
 
     if ray.is_initialized():
         return False
@@ -258,8 +258,8 @@ def _deleted_checkpoints_tolerated():
 
 
 def _live_view(spec: SweepSpec, exp_dir: str):
-    """One line per trial event and a status line after each end (:mod:`hyco_ray.console`)."""
-    from hyco_ray.console import LiveView
+    """One line per trial event and a status line after each end (:mod:`hyco_ray.runner.console`)."""
+    from hyco_ray.runner.console import LiveView
 
     return LiveView(spec, exp_dir)
 
@@ -349,7 +349,7 @@ def build_tuner(spec: SweepSpec, exp_dir: str, resume: bool, after_epoch=None, r
     a new worker per trial re-imports torch, PhiFlow and Hydra, 3-7 s (``bench/sweep_overhead.py``)."""
     from ray import tune
 
-    from hyco_ray.trainable import make_trainable
+    from hyco_ray.runner.trainable import make_trainable
 
     trainable = make_trainable(spec, after_epoch)
     _quiet_disk_full_errors()
@@ -393,8 +393,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     import ray
     from ray import tune
 
-    from hyco_ray import leftovers
-    from hyco_ray.analysis import summary_text
+    from hyco_ray.core.analysis import summary_text
+    from hyco_ray.runner import leftovers
 
     exp_dir, address = experiment_dir(spec), address or os.environ.get("RAY_ADDRESS")
     local = not sweep_dir.is_remote(exp_dir)
@@ -427,9 +427,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     # experiment-state snapshots every few seconds: a hard kill loses little
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(spec.checkpoint_period_s))
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from hyco_ray.console import quiet_ray
+    from hyco_ray.runner.console import quiet_ray
 
-    quiet_ray(spec)  # Tune's boxes and hints, the local Ray's token warning (hyco_ray.console)
+    quiet_ray(spec)  # Tune's boxes and hints, the local Ray's token warning (hyco_ray.runner.console)
     print(f"sweep directory: {exp_dir}")
     prepare_data(spec)
     sweep_dir.save_spec(spec)
@@ -504,12 +504,12 @@ def write_pick_figures(spec: SweepSpec, exp_dir: str) -> Path | None:
 
 
 def measure_noise(spec: SweepSpec, exp_dir: str) -> bool:
-    """After a finished search, on its Ray: the defaults on the space's noise seeds (:mod:`hyco_ray.noise`),
+    """After a finished search, on its Ray: the defaults on the space's noise seeds (:mod:`hyco_ray.core.noise`),
     the missing runs as Ray tasks with a trial's resources, then ``noise.json``. False: interrupted
     (``--resume`` goes on); an unfinished search measures nothing yet."""
     from types import SimpleNamespace
 
-    from hyco_ray.retrain import run_tasks
+    from hyco_ray.runner.retrain import run_tasks
 
     sweep = load_sweep(exp_dir)
     if not spec.noise_seeds or sweep.by_outcome("unfinished") or len(sweep.trials) < spec.num_samples:

@@ -5,7 +5,7 @@ the seed-to-seed spread of the objective has shown nothing. After the search, on
 defaults (the base config with the space's fixed overrides, nothing sampled: the searcher's first
 point) train at the sweep's trial length on ``noise_seeds`` seeds, ``run_params.seed = data.seed =
 2000 + i`` (neither the search's seed nor ``hyco confirm``'s fresh 1000 + i), one task each with a
-trial's resources (:func:`hyco_ray.confirm.measure_noise`). Each run writes
+trial's resources (:func:`hyco_ray.runner.confirm.measure_noise`). Each run writes
 ``noise/defaults/seed_<s>/result.json`` as it finishes: an interrupted measurement loses only the runs
 in flight, and ``hyco tune --resume`` goes on from the rest. ``noise.json`` holds each seed's objective
 (as a trial reports it: the last epoch's, or the best epoch's with ``objective_epoch: best``) and the
@@ -16,7 +16,7 @@ has the seed sd ``s`` of the log objective, their difference ``sqrt(2) s``. A ma
 when ``|log(trial / defaults)| > Z s`` with ``Z = 2 sqrt(2)``: two sd of that difference, about 95 % for
 one trial named in advance. The best of many trials is picked for its luck as well, so even a margin
 beyond noise is a hint; ``hyco confirm`` retrains on fresh seeds and decides. Ray-free: the runs are
-started by :mod:`hyco_ray.confirm`.
+started by :mod:`hyco_ray.runner.confirm`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from hyco_ray.space import SweepSpec
-from hyco_ray.sweep_dir import NOISE_DIR, NOISE_FILE, Sweep
+from hyco_ray.core.space import SweepSpec
+from hyco_ray.core.sweep_dir import NOISE_DIR, NOISE_FILE, Sweep
 
 #: noise seeds are NOISE_SEED_OFFSET + i: not the configs' own (0, 1, ...) nor confirm's fresh 1000 + i
 NOISE_SEED_OFFSET = 2000
@@ -38,7 +38,7 @@ NOISE_SEED_OFFSET = 2000
 NOISE_SETTING = "defaults"
 #: a margin is beyond noise past Z seed sd's of the log objective: two sd of the difference of two draws
 Z = 2 * math.sqrt(2)
-#: the test metrics whose spread is recorded beside the objective's (hyco_ray.confirm.TEST_METRICS)
+#: the test metrics whose spread is recorded beside the objective's (hyco_ray.runner.confirm.TEST_METRICS)
 METRICS = ("test_loss_synthetic", "test_loss_physical", "param_error")
 
 

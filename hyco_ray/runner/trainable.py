@@ -39,8 +39,8 @@ from hyco.physics import make_problem
 from hyco.run import CHECKPOINT_FILE, load_checkpoint, run_epochs
 from hyco.runtime import configure, environment
 from hyco.training import HybridTrainer, SeedGroup, create_trainer
-from hyco_ray import sweep_dir
-from hyco_ray.space import SweepSpec, parse_space
+from hyco_ray.core import sweep_dir
+from hyco_ray.core.space import SweepSpec, parse_space
 
 #: datasets a reused worker keeps (by everything that decides them); a few, not every trial's
 DATASETS_KEPT = 2

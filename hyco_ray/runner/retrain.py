@@ -1,5 +1,5 @@
-"""Retrain configurations as Ray tasks outside Tune: ``hyco confirm``'s runs (:mod:`hyco_ray.confirm`)
-and a sweep's seed-noise runs of the defaults (:mod:`hyco_ray.noise`). Each run is ``hyco train`` of a
+"""Retrain configurations as Ray tasks outside Tune: ``hyco confirm``'s runs (:mod:`hyco_ray.runner.confirm`)
+and a sweep's seed-noise runs of the defaults (:mod:`hyco_ray.core.noise`). Each run is ``hyco train`` of a
 config at one seed, then its test split, and writes ``<root>/<subdir>/<setting>/seed_<s>/result.json``
 when it finishes: an interrupted batch loses only the runs in flight, and the next one skips the rest.
 Ray must be up (the caller connects: a sweep's own Ray, or confirm's); this module imports no other

@@ -27,7 +27,8 @@ from typing import Any
 
 from hyco.errors import HycoError
 from hyco.evaluation.paired import PairedRatio, paired_ratio
-from hyco_ray.retrain import (  # noqa: F401 (RESULT_FILE, objective_of, train_one: their old home; bench, tests)
+from hyco_ray.core.sweep_dir import Sweep, SweepError, load_sweep
+from hyco_ray.runner.retrain import (  # noqa: F401 (RESULT_FILE, objective_of, train_one: their old home; bench, tests)
     FLOOR,
     RESULT_FILE,
     TEST_METRICS,
@@ -36,7 +37,6 @@ from hyco_ray.retrain import (  # noqa: F401 (RESULT_FILE, objective_of, train_o
     run_tasks,
     train_one,
 )
-from hyco_ray.sweep_dir import Sweep, SweepError, load_sweep
 
 CONFIRM_DIR, CONFIRM_JSON, CONFIRM_MD = "confirm", "confirm.json", "confirm.md"
 #: fresh seeds are SEED_OFFSET + i: far from the configs' own seeds (0, 1, ...) that the search trained on
@@ -258,10 +258,10 @@ def run_confirm(sweep_dir: str | Path, top: int, seeds: int, address: str | None
 
 def _run_on_ray(root: Path, base: str, metric: str, todo: list, done: int, total: int, address: str | None,
                 num_cpus: int | None) -> None:
-    """Train ``todo`` on Ray (a new local one, or ``address``): :func:`hyco_ray.retrain.run_tasks`."""
+    """Train ``todo`` on Ray (a new local one, or ``address``): :func:`hyco_ray.runner.retrain.run_tasks`."""
     import ray
 
-    from hyco_ray.sweep import connect_ray
+    from hyco_ray.runner.sweep import connect_ray
 
     started = connect_ray(address, num_cpus, str(root / CONFIRM_DIR))
     try:
@@ -275,7 +275,7 @@ def export_confirmed(sweep_dir: str | Path, out: str | Path) -> tuple[Path, str]
     """``hyco export`` after a finished confirmation: the confirmed winner's trial config, or the
     defaults with a comment saying why. None when there is no finished confirmation."""
     from hyco.config import config_to_yaml, load_config
-    from hyco_ray.analysis import export_best
+    from hyco_ray.core.analysis import export_best
 
     path = Path(sweep_dir) / CONFIRM_JSON
     if not path.is_file():

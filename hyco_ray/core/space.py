@@ -26,7 +26,7 @@ from hyco.config.schema import ScheduleStep
 from hyco.config.validate import BEST_METRICS, NOT_OBJECTIVES, OBJECTIVE_METRICS, validate
 from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError
-from hyco_ray.names import (
+from hyco_ray.core.names import (
     CALLBACK_REQUIRES,
     DIRECTIONS,
     MULTI_OBJECTIVE_SAMPLERS,
@@ -35,8 +35,8 @@ from hyco_ray.names import (
     SINGLE_OBJECTIVE_SAMPLERS,
     build_sampler,
 )
-from hyco_ray.params import PARAM_TYPES, ParamType, param_type
-from hyco_ray.schedulers import SCHEDULERS, mutable_keys, scheduler_of
+from hyco_ray.core.params import PARAM_TYPES, ParamType, param_type
+from hyco_ray.core.schedulers import SCHEDULERS, mutable_keys, scheduler_of
 
 __all__ = ["METRICS", "NOT_OBJECTIVES", "PARAM_TYPES", "Param", "SpaceError", "SweepSpec", "load_space", "mutable_keys",
            "parse_space", "sample_params", "validate_space"]
@@ -67,7 +67,7 @@ class Param:
 
     @property
     def kind(self) -> ParamType:
-        """The type's object (:mod:`hyco_ray.params`): its checks, distributions and description."""
+        """The type's object (:mod:`hyco_ray.core.params`): its checks, distributions and description."""
         return param_type(self.type)
 
     def distribution(self):
@@ -77,7 +77,7 @@ class Param:
 
 @dataclass
 class SchedulerSpec:
-    type: str = "asha"  # a name in hyco_ray.schedulers.SCHEDULERS: asha | fifo | pbt
+    type: str = "asha"  # a name in hyco_ray.core.schedulers.SCHEDULERS: asha | fifo | pbt
     grace_period: int = 1
     max_t: int | None = None  # defaults to trainer_params.epochs of the base config
     reduction_factor: float = 2.0
@@ -93,7 +93,7 @@ class SchedulerSpec:
 @dataclass
 class SearcherSpec:
     type: str = "optuna"
-    # a name in hyco_ray.names.SAMPLERS: tpe | tpe-multivariate | gp | cmaes (one objective) | random | nsga2 (multi-objective only)
+    # a name in hyco_ray.core.names.SAMPLERS: tpe | tpe-multivariate | gp | cmaes (one objective) | random | nsga2 (multi-objective only)
     sampler: str = "tpe"
     seed: int = 0
     n_startup_trials: int = 4
@@ -129,7 +129,7 @@ class SweepSpec:
     objective_epoch: str = "last"
     # the defaults trained on this many extra seeds (run_params.seed = data.seed = 2000 + i) after the
     # search, on the same Ray: the objective's seed spread, against which every trial's margin over the
-    # defaults is read (hyco_ray.noise); 0: none
+    # defaults is read (hyco_ray.core.noise); 0: none
     noise_seeds: int = 3
     # which trials draw figures/ (losses, theta, predictions; about 1 s of a trial's CPU each): "best",
     # the sweep's pick (hyco export's: the best complete trial, or the knee), drawn from its checkpoint
@@ -146,7 +146,7 @@ class SweepSpec:
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
     searcher: SearcherSpec = field(default_factory=SearcherSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
-    callbacks: list[str] = field(default_factory=list)  # names in hyco_ray.names.CALLBACK_REQUIRES: mlflow
+    callbacks: list[str] = field(default_factory=list)  # names in hyco_ray.core.names.CALLBACK_REQUIRES: mlflow
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     max_failures: int = 2
     storage_path: str = "sweeps"

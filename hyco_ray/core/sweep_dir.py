@@ -4,7 +4,7 @@ report read), the Optuna study (``optuna.db``), ``summary.md`` and a directory p
 ``hyco.run`` run directory (``config.yaml``, ``metrics.jsonl``: the one record of its epochs,
 ``checkpoint.pt``, ``figures/``), Tune's ``result.json`` and checkpoints, and its PBT lineage
 (``schedule.json``); ``noise/`` and ``noise.json``: the defaults on the noise seeds
-(:mod:`hyco_ray.noise`). A local one is read from JSON and YAML only: no pickle in it is loaded.
+(:mod:`hyco_ray.core.noise`). A local one is read from JSON and YAML only: no pickle in it is loaded.
 
 A trial is ``complete`` (all ``max_t`` epochs), ``stopped`` (early, by ASHA), ``error`` (after its
 retries), ``diverged`` (NaN or inf, not retried) or ``unfinished`` (``hyco tune --resume`` goes on).
@@ -36,7 +36,7 @@ import pyarrow.fs
 
 from hyco.config.yamlfile import read_yaml_file
 from hyco.errors import ConfigError, HycoError
-from hyco_ray.space import SweepSpec, parse_space
+from hyco_ray.core.space import SweepSpec, parse_space
 
 SPEC_FILE = "hyco_sweep.yaml"
 SUMMARY_FILE = "summary.md"

@@ -1,6 +1,6 @@
 """Builders of what a sweep is made of, by the names in the space file: logger ``callbacks`` and the
-Optuna searcher. The names a spec may use, and the Ray-free Optuna samplers, are in ``hyco_ray.names``;
-schedulers are objects in ``hyco_ray.schedulers``; builders import Ray and MLflow themselves (importing
+Optuna searcher. The names a spec may use, and the Ray-free Optuna samplers, are in ``hyco_ray.core.names``;
+schedulers are objects in ``hyco_ray.core.schedulers``; builders import Ray and MLflow themselves (importing
 this module imports neither).
 """
 
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from hyco.registry import Registry
-from hyco_ray.names import STEP_KEY, build_sampler
+from hyco_ray.core.names import STEP_KEY, build_sampler
 
 __all__ = ["CALLBACKS", "STEP_KEY", "build_sampler", "build_searcher"]
 
@@ -31,8 +31,8 @@ def mlflow_logger(spec, experiment_dir):
 
 def build_searcher(spec, storage_url: str | None, seed_offset: int = 0):
     """The Optuna searcher (``seed_offset``: trials added to an existing study draw new points)."""
-    from hyco_ray.pruning import PruningOptunaSearch
-    from hyco_ray.sweep_dir import optuna_storage, study_name
+    from hyco_ray.core.sweep_dir import optuna_storage, study_name
+    from hyco_ray.runner.pruning import PruningOptunaSearch
 
     return PruningOptunaSearch(
         space={key: p.distribution() for key, p in spec.space.items()},

@@ -28,9 +28,9 @@ from typing import Any
 from ray.tune import Callback
 
 from hyco.evaluation.figures import short_label, short_names
-from hyco_ray.figures import asha_rungs
-from hyco_ray.space import SweepSpec
-from hyco_ray.sweep_dir import trial_dirname
+from hyco_ray.core.figures import asha_rungs
+from hyco_ray.core.space import SweepSpec
+from hyco_ray.core.sweep_dir import trial_dirname
 
 
 def _token_enabled_note(record: logging.LogRecord) -> bool:
