@@ -9,7 +9,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from hyco_ray.core.analysis import export_best, write_report
 from hyco_ray.core.space import load_space
 from hyco_ray.core.sweep_dir import DISK_FULL_ERRNOS
 from hyco_ray.runner import sweep
+from hyco_ray.runner.quiet import FilteredStream, LineFilter
 
 
 def _load(args: argparse.Namespace):
@@ -93,17 +93,21 @@ def _run_in_own_session(argv: list[str], again: str) -> int:
     return rc
 
 
-#: lines of the driver's stderr that tell a user nothing: abseil's mutex log from Ray's C++ core
-NOISE = re.compile(r"mutex\.cc\s*:\s*\d+\]\s*RAW: Lock blocking")
-
-
 def _forward_stderr(stream) -> None:
-    """The driver's stderr to ours, line by line, without :data:`NOISE` (Ray's C++ core writes it
-    to the file descriptor, out of reach of Python's logging)."""
+    """The driver's stderr to ours, line by line, through :class:`~hyco_ray.runner.quiet.LineFilter`
+    (Ray's C++ core writes some of its noise to the file descriptor, out of reach of Python)."""
+    keep = LineFilter()
     for line in stream:
-        if not NOISE.search(line):
-            sys.stderr.write(line)
+        if (shown := keep(line)) is not None:
+            sys.stderr.write(shown)
             sys.stderr.flush()
+
+
+def _become_session_driver() -> None:
+    """In the driver's own session (``--in-session``): stop with the console, and print through the
+    noise filter (Ray prints a dead node's raylet report to ``sys.stdout``, 20 lines of dump)."""
+    _stop_when_orphaned(os.getppid())
+    sys.stdout = FilteredStream(sys.stdout)
 
 
 def _stop_when_orphaned(parent: int) -> None:
@@ -149,7 +153,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.console and not args.in_session:  # the console command: the sweep runs in its own session
         return _run_in_own_session(args.argv, _resume_hint(args.argv))
     if args.in_session:
-        _stop_when_orphaned(os.getppid())
+        _become_session_driver()
     outcome = sweep.run_sweep(spec, address=args.address, resume=args.resume, num_cpus=args.num_cpus)
     print(f"sweep directory: {outcome.experiment_dir} ({outcome.wall_s:.0f} s)")
     again = _resume_hint(args.argv)
@@ -185,7 +189,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return _run_in_own_session(args.argv, f"hyco {shlex.join(a for a in args.argv if a != '--in-session')} "
                                    "(a rerun skips finished runs)")
     if args.in_session:
-        _stop_when_orphaned(os.getppid())
+        _become_session_driver()
     try:
         run_confirm(args.sweep_dir, args.top, args.seeds, address=args.address, num_cpus=args.num_cpus)
     except KeyboardInterrupt:

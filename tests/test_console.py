@@ -8,6 +8,7 @@ slow one runs ``hyco tune`` as a user does and reads its whole console output.""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -18,9 +19,9 @@ from pathlib import Path
 import pytest
 from sweep_util import write_space
 
-from hyco_ray.cli import NOISE
 from hyco_ray.core.space import load_space
 from hyco_ray.runner.console import LiveView, PbtOneLine, quiet_ray
+from hyco_ray.runner.quiet import MUTEX, FilteredStream, LineFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,8 +127,52 @@ def test_quiet_ray_silences_the_local_token_note_and_selects_tunes_silent_output
         setup._warn_token_auth_disabled()  # a cluster anyone on the network may use: kept
     assert [r.getMessage()[:40] for r in caplog.records] == ["Token authentication is disabled for thi"]
     assert len(token.filters) == 1
-    assert NOISE.search("[mutex.cc : 1418] RAW: Lock blocking 0x55d0c0a8 @") and NOISE.search("[mutex.cc:452] RAW: Lock blocking 1")
-    assert not NOISE.search("hyco: error: x")
+    assert MUTEX.search("[mutex.cc : 1418] RAW: Lock blocking 0x55d0c0a8 @") and MUTEX.search("[mutex.cc:452] RAW: Lock blocking 1")
+    assert not MUTEX.search("hyco: error: x")
+
+
+#: what the driver printed when a node of a two-node Ray was killed mid-sweep (ray.cluster_utils.Cluster,
+#: ``remove_node(allow_graceful=False)``; Ray 2.x, 2026-12-06), abridged: 20 lines of dump and log tail
+DEAD_NODE = """\
++ 1fd241d3 started: α_S=0.62 iters_P=3
+\x1b[33m(raylet)\x1b[0m Raylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by \
+the user or system OOM killer, (2) Invalid memory access from Raylet causing SIGSEGV or SIGBUS, (3) Other termination \
+signals. Last 20 lines of the Raylet logs:
+    [state-dump] \tObjectManager.UpdateAvailableMemory - 1 total (0 active), Execution time: mean = 0.00ms
+    [state-dump] DebugString() time ms: 0
+    [state-dump]
+    [2026-12-06 04:18:36,563 I 24281 24281] (raylet) worker_pool.cc:564: Started worker process with pid 24479
+    [2026-12-06 04:18:45,928 I 24281 24281] (raylet) grpc_client_manager.h:65: Starting gRPC client manager
+
+~ 1fd241d3 failed; retried from its last checkpoint (failure 1 of 2 allowed)
+\x1b[33m(raylet)\x1b[0m The node with node id: e5a67e5a and address: 192.0.2.2 has been marked dead because the \
+detector has missed too many heartbeats from it. This can happen when a \t(1) raylet crashes unexpectedly (OOM, etc.)
+\t(2) raylet has lagging heartbeats due to slow network or busy workload.
+- 1fd241d3 finished after epoch 6: val_loss 0.01174
+"""
+
+
+def test_a_dead_nodes_raylet_report_is_one_line_not_its_state_dump():
+    """Issue 21, item 15: when a node dies, Ray prints its raylet's state dump and log tail (20 lines,
+    twice). The console keeps the head line, with where the log is, and drops the dump; the node's
+    death notice, the trial's retry and every other line pass unchanged, on stdout and stderr."""
+    keep = LineFilter()
+    shown = [s for line in DEAD_NODE.splitlines(keepends=True) if (s := keep(line)) is not None]
+    text = "".join(shown)
+    assert "[state-dump]" not in text and "(raylet) worker_pool.cc" not in text and "Last 20 lines" not in text
+    assert len(shown) == len(DEAD_NODE.splitlines()) - 6  # the head kept; its 5 indented lines and the blank dropped
+    died = [s for s in shown if "Raylet is terminated" in s]
+    assert len(died) == 1 and died[0].endswith("(ray logs raylet.out --node-ip <ip>).\n")
+    assert "~ 1fd241d3 failed; retried" in text and "has been marked dead" in text and "\t(2) raylet has lagging" in text
+
+    # the driver's sys.stdout: Ray prints the report as one multi-line string, then its newline
+    sink = io.StringIO()
+    stdout = FilteredStream(sink)
+    head, _, rest = DEAD_NODE.partition("\x1b[33m")
+    print(head, end="", file=stdout)
+    print("\x1b[33m" + rest.rstrip("\n"), file=stdout)
+    print("progress 50%", end="", file=stdout, flush=True)  # a line still open is shown on flush
+    assert sink.getvalue() == text + "progress 50%"
 
 
 @pytest.mark.slow
