@@ -42,8 +42,8 @@ def imports(path: Path, root: Path = PACKAGE.parent) -> list[tuple[int, str]]:
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 #: checked and read without Ray: every module of the core room (the spec, its names and types, the sweep
-#: directory, the report), the leftovers (psutil only) and the package roots
-RAY_FREE = {module_name(p) for p in sorted(CORE.glob("*.py"))} | {"hyco_ray.runner.leftovers", "hyco_ray"}
+#: directory, the report), the leftovers (psutil only), Ray's noise filter and the package roots
+RAY_FREE = {module_name(p) for p in sorted(CORE.glob("*.py"))} | {"hyco_ray.runner.leftovers", "hyco_ray.runner.quiet", "hyco_ray"}
 
 
 def graph(modules: dict[str, Path], root: Path = PACKAGE.parent) -> dict[str, set[str]]:

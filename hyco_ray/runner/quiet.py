@@ -4,7 +4,7 @@ Some of it Ray's C++ core writes straight to file descriptor 2 (abseil's mutex l
 process filters the driver's stderr (``hyco_ray.cli``); some the driver prints to ``sys.stdout``
 itself (a dead node's raylet report, with 20 lines of state dump and log tail, twice), so the
 driver's ``sys.stdout`` goes through :class:`FilteredStream`. Both use one :class:`LineFilter`
-(docs/architecture.md, "The console"). Ray-free: plain text in, plain text out.
+(docs/architecture.md, "Layers"). Ray-free: plain text in, plain text out.
 """
 
 from __future__ import annotations
