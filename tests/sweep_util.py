@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -101,3 +104,10 @@ def stop_shared_ray() -> None:
         ray.shutdown()
         leftovers.forget()
         _SHARED_RAY["up"] = False
+
+
+def start_tune(space: Path, log: IO[str], cwd: Path) -> subprocess.Popen:
+    """``hyco tune <space> --num-cpus 2`` as a user starts it, in a session of its own (the test can
+    signal or kill its whole group), its console into ``log``."""
+    return subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)

@@ -12,8 +12,6 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sweep_util import HALF_OBSERVED, SMALL, start_shared_ray, write_space  # noqa: E402
+from sweep_util import HALF_OBSERVED, SMALL, start_shared_ray, start_tune, write_space  # noqa: E402
 
 from hyco.run import read_metrics  # noqa: E402
 from hyco_ray.core.space import SpaceError, load_space  # noqa: E402
@@ -162,8 +160,7 @@ def test_pbt_sweep_resumes_after_sigint_without_rerunning(tmp_path):
     exp_dir = tmp_path / "sweeps" / "pbtresume"
     log_path = tmp_path / "first.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        proc = start_tune(space, log, tmp_path)
         try:
             deadline = time.time() + 240
             # a third of the 24 trial-epochs, counted in checkpoints: a paused PBT trial's result.json

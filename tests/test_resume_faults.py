@@ -20,7 +20,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sweep_util import write_space  # noqa: E402
+from sweep_util import start_tune, write_space  # noqa: E402
 
 from hyco.run import METRICS_FILE, metrics_lines  # noqa: E402
 from hyco_ray.cli import main  # noqa: E402
@@ -133,8 +133,7 @@ def test_a_killed_driver_is_named_with_the_resume_command_and_the_resume_is_quie
     exp_dir = tmp_path / "sweeps" / "killed"
     log_path = tmp_path / "console.log"
     with log_path.open("w") as log:
-        console = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        console = start_tune(space, log, tmp_path)
         try:
             deadline = time.time() + 300
             while not any((p / "checkpoint_000002").is_dir() and not (p / "checkpoint_000000").exists()

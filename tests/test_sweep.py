@@ -24,7 +24,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import SMALL, fail_once_at, start_shared_ray, write_space  # noqa: E402
+from sweep_util import SMALL, fail_once_at, start_shared_ray, start_tune, write_space  # noqa: E402
 
 from hyco.run import metrics_lines  # noqa: E402
 from hyco_ray.core.analysis import export_best, plot_compare, plot_curves, summary_text, write_report  # noqa: E402
@@ -478,8 +478,7 @@ def test_a_killed_console_process_stops_its_driver_resumably(tmp_path):
 
     space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="orphan", num_samples=6, checkpoint_period_s=2)
     log = (tmp_path / "console.log").open("w")
-    console = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
-                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    console = start_tune(space, log, tmp_path)
     driver = None
     try:
         deadline = time.time() + 240

@@ -24,7 +24,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
-from sweep_util import start_shared_ray, write_space  # noqa: E402
+from sweep_util import start_shared_ray, start_tune, write_space  # noqa: E402
 
 from hyco.run import append_line  # noqa: E402
 from hyco_ray.cli import main  # noqa: E402
@@ -100,8 +100,7 @@ def test_a_full_disk_stops_the_sweep_resumably_and_the_resume_loses_nothing(tmp_
         exp = disk / "full"
         log_path = tmp_path / "first.log"
         with log_path.open("w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space), "--num-cpus", "2"],
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+            proc = start_tune(space, log, tmp_path)
             try:
                 deadline = time.time() + 300
                 while not list(exp.glob("trial_*/checkpoint_000002")):  # one trial is in its last epoch
