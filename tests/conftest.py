@@ -13,6 +13,8 @@ import pytest
 from phiml import math
 from sweep_util import SMALL, stop_shared_ray
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # scripts/test.sh: one worker per core, one torch thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 warnings.filterwarnings("ignore", message="Sparse")
 # run_params.device defaults to auto (a GPU where torch sees one): tests run on the CPU everywhere
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
