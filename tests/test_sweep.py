@@ -36,6 +36,7 @@ pytestmark = pytest.mark.slow
 
 FAIL_AT = 2
 EPOCHS = 4
+OBJECTIVES = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +255,11 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
     finishes every trial, runs no finished one again, continues interrupted ones from their checkpoint and
     shuts its embedded Ray down. The test, not the clock, sends timeout the TERM once two trials finished
     (a 30 s deadline is not reached on a loaded machine before Ray has even been imported). Was two tests:
-    SIGTERM to a Popen's group, and a literal `timeout -s TERM 30` (its exit 124 is timeout's own)."""
-    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="timeout", num_samples=6, max_concurrent=2,
-                        scheduler={"type": "fifo"}, checkpoint_period_s=2)
+    SIGTERM to a Popen's group, and a literal `timeout -s TERM 30` (its exit 124 is timeout's own). The sweep is
+    multi-objective (issue 12: every trial reaches the MO study with its last values after the resume; was a
+    test of its own, with Ctrl-C, which reaches the driver the same way)."""
+    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="timeout", num_samples=4, max_concurrent=2,
+                        scheduler={"type": "fifo"}, checkpoint_period_s=2, objectives=OBJECTIVES)
     exp_dir = tmp_path / "sweeps" / "X"
     log_path = tmp_path / "first.log"
     with log_path.open("w") as out:
@@ -286,7 +289,7 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
     assert hint.startswith("hyco tune") and "--name X" in hint and hint.endswith("--resume")
 
     interrupted = load_sweep(exp_dir)
-    assert interrupted.trials and (len(interrupted.trials) < 6 or interrupted.by_outcome("unfinished")), \
+    assert interrupted.trials and (len(interrupted.trials) < 4 or interrupted.by_outcome("unfinished")), \
         f"{len(interrupted.trials)} trials started: the sweep was not interrupted mid-way"
     finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
     assert len(finished) >= 2
@@ -296,8 +299,8 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
     assert main(shlex.split(hint)[1:] + ["--num-cpus", "2"]) == 0
     assert not ray.is_initialized(), "the embedded Ray must be shut down after the sweep"
     resumed = load_sweep(exp_dir)
-    assert len(resumed.trials) == 6
-    assert [t.outcome(resumed.spec.max_t) for t in resumed.trials] == ["complete"] * 6
+    assert len(resumed.trials) == 4
+    assert [t.outcome(resumed.spec.max_t) for t in resumed.trials] == ["complete"] * 4
     for trial_id, before in finished.items():
         after = Path(exp_dir, f"trial_{trial_id}", "result.json").read_text()
         assert after == before, f"finished trial {trial_id} was run again"
@@ -306,7 +309,11 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
         trained = [r["epoch"] for r in metrics_lines(t.path) if r.get("trial_id") == t.trial_id]
         assert trained == [1, 2, 3], (t.trial_id, trained)  # 21.8: the epoch saved after the signal was trained again
     study = optuna.load_study(study_name="X", storage=f"sqlite:///{exp_dir}/optuna.db")
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_ray_id) == sorted(t.trial_id for t in resumed.trials)
+    for t in resumed.trials:
+        assert by_ray_id[t.trial_id].values == [t.final[k] for k in OBJECTIVES]
 
 
 @pytest.fixture(scope="module")
@@ -525,7 +532,6 @@ def test_rays_own_readers_see_every_trial_of_an_extended_sweep(grown_sweep):
 
 #: half the domain observed, with noise: S's and P's errors pull apart as the data weights vary
 CONFLICT = ["data.observation.mask=region", "data.observation.region=[[0.0,0.5]]", "data.observation.noise=0.02"]
-OBJECTIVES = {"val_loss_synthetic": "min", "val_loss_physical": "min"}
 
 
 @pytest.fixture(scope="module")
@@ -598,47 +604,3 @@ def test_export_of_a_front_member_reruns_to_its_objectives(mo_sweep, tmp_path):
     last = [json.loads(line) for line in (tmp_path / "rerun" / "metrics.jsonl").read_text().splitlines()][-1]
     for key in OBJECTIVES:
         assert abs(last[key] - member.final[key]) / abs(member.final[key]) < 1e-6, (key, last[key], member.final[key])
-
-
-def test_multi_objective_sweep_resumes_after_sigint_without_rerunning(tmp_path):
-    """Issue 12: a multi-objective sweep stopped by SIGINT (Ctrl-C) to its group resumes with the
-    printed hint; finished trials are not run again and every trial reaches the MO study with its
-    last values."""
-    space = write_space(tmp_path, cache_dir=tmp_path / "cache", name="moresume", num_samples=4, max_concurrent=2,
-                        scheduler={"type": "fifo"}, checkpoint_period_s=2, objectives=OBJECTIVES)
-    exp_dir = tmp_path / "sweeps" / "moresume"
-    log_path = tmp_path / "first.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hyco_ray.cli", "tune", str(space)], stdout=log,
-                                stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
-        try:
-            deadline = time.time() + 240
-            while len(_finished(exp_dir, 3)) < 1:
-                assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
-                time.sleep(0.5)
-            os.killpg(proc.pid, signal.SIGINT)
-            rc = proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    assert rc == 130, log_path.read_text()[-3000:]
-    hint = log_path.read_text().split("continue it with: ")[1].splitlines()[0]
-    interrupted = load_sweep(exp_dir)
-    finished = {t.trial_id: Path(t.path, "result.json").read_text() for t in interrupted.by_outcome("complete")}
-    assert finished and (len(interrupted.trials) < 4 or interrupted.by_outcome("unfinished"))
-
-    from hyco_ray.cli import main
-
-    assert main(shlex.split(hint)[1:] + ["--num-cpus", "2"]) == 0
-    resumed = load_sweep(exp_dir)
-    assert [t.outcome(3) for t in resumed.trials] == ["complete"] * 4
-    for trial_id, before in finished.items():
-        assert Path(exp_dir, f"trial_{trial_id}", "result.json").read_text() == before, f"{trial_id} ran again"
-    study = optuna.load_study(study_name="moresume", storage=f"sqlite:///{exp_dir}/optuna.db")
-    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
-    assert sorted(by_ray_id) == sorted(t.trial_id for t in resumed.trials)
-    for t in resumed.trials:
-        trained = [r["epoch"] for r in metrics_lines(t.path) if r.get("trial_id") == t.trial_id]
-        assert trained == [1, 2, 3], (t.trial_id, trained)  # 21.8: nothing trained twice after Ctrl-C
-        assert by_ray_id[t.trial_id].state == optuna.trial.TrialState.COMPLETE
-        assert by_ray_id[t.trial_id].values == [t.final[k] for k in OBJECTIVES]
