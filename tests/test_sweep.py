@@ -318,10 +318,10 @@ def test_timeout_term_then_the_printed_hint_resumes_with_nothing_rerun(tmp_path,
 
 @pytest.fixture(scope="module")
 def grown_sweep(tmp_path_factory):
-    """A FIFO sweep of 2 trials (2 epochs), then resumed with num_samples=3: issue 10.4's test and
-    the second sweep of `hyco report A B`."""
+    """A FIFO sweep of 2 trials (2 epochs), then resumed with num_samples=3: issue 10.4's test, the
+    second sweep of `hyco report A B`, and the MLflow callback's sweep."""
     tmp = tmp_path_factory.mktemp("grown")
-    space = write_space(tmp, cache_dir=tmp / "cache", epochs=2, num_samples=2)
+    space = write_space(tmp, cache_dir=tmp / "cache", epochs=2, num_samples=2, callbacks=["mlflow"])
     start_shared_ray()
     first = run_sweep(load_space(space), num_cpus=2)
     return first, run_sweep(load_space(space, ["num_samples=3"]), resume=True, num_cpus=2)
@@ -340,19 +340,17 @@ def test_resume_with_more_samples_adds_trials(grown_sweep):
     assert len(study.trials) == 3 and len({t.params["trainer_params.alpha"] for t in study.trials}) == 3
 
 
-def test_mlflow_callback_logs_one_run_per_trial_to_a_file_store(tmp_path):
+def test_mlflow_callback_logs_one_run_per_trial_to_a_file_store(grown_sweep):
     """Issue 10 (trackers): `callbacks: [mlflow]` names Ray's MLflowLoggerCallback; by default it
-    writes a local file store <sweep dir>/mlruns with one run per trial and its metrics."""
-    pytest.importorskip("mlflow")
+    writes a local file store <sweep dir>/mlruns with one run per trial and its metrics (the trial
+    added by the resume too)."""
     from mlflow.tracking import MlflowClient
 
-    space = write_space(tmp_path, cache_dir=tmp_path / "cache", epochs=2, num_samples=2, callbacks=["mlflow"])
-    start_shared_ray()
-    outcome = run_sweep(load_space(space), num_cpus=2)
-    assert outcome.finished and outcome.trials == 2
+    _, outcome = grown_sweep
     client = MlflowClient(tracking_uri=(Path(outcome.experiment_dir) / "mlruns").as_uri())
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     trial_ids = {t.trial_id for t in load_sweep(outcome.experiment_dir).trials}
+    assert len(trial_ids) == 3 and len(runs) == 3
     assert {r.data.tags["trial_name"] for r in runs} == {f"trial_{i}" for i in trial_ids}
     for run in runs:
         assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["val_loss"])
