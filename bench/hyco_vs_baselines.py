@@ -277,6 +277,53 @@ def summary_text(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: the ratios the figure shows: (summary key, panel title)
+FIGURE_RATIOS = (("theta_vs_physics_only", "θ error: HYCO / physics-only"),
+                 ("test_synthetic_vs_synthetic_only", "S test error: HYCO / S-only"),
+                 ("theta_vs_hidden_guess", "θ error: HYCO / hidden at its guess"))
+
+
+def plot_paired(summary: list[dict], path: Path) -> None:
+    """Every seed's ratio (dots), the geometric mean and its 95 % interval (bar), one row per case,
+    on a log axis with 1 (no difference) marked: where HYCO helps, where it hurts, and how much the
+    seeds disagree, at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    rows = [r for r in summary if r["setting"] in ("default", "adam")]
+    labels = [f"{r['problem']} {r['case']}{' (Adam)' if r['setting'] == 'adam' else ''}, n={len(r['seeds'])}" for r in rows]
+    fig, axes = plt.subplots(1, len(FIGURE_RATIOS), figsize=(15, 0.45 * len(rows) + 1.6), sharey=True)
+    for ax, (key, title) in zip(axes, FIGURE_RATIOS):
+        for y, r in enumerate(rows):
+            d = r.get(key)
+            if d is None:
+                continue
+            colour = "tab:green" if d["high"] < 1 else "tab:red" if d["low"] > 1 else "tab:grey"
+            ax.scatter(d["ratios"], [y] * len(d["ratios"]), s=12, color=colour, alpha=0.6, zorder=3)
+            ax.errorbar(d["geomean"], y, xerr=[[d["geomean"] - d["low"]], [d["high"] - d["geomean"]]], fmt="D",
+                        color="black", ms=5, capsize=3, zorder=4)
+            ax.annotate(f"{d['geomean']:.2f}, {d['better']}/{d['n']}", (d["high"], y), xytext=(4, 3),
+                        textcoords="offset points", fontsize=7)
+        ax.axvline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("ratio per seed (< 1: HYCO better)")
+        ax.grid(axis="x", which="both", alpha=0.3)
+    axes[0].set_yticks(range(len(rows)), labels, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle("HYCO paired by seed (dots: seeds; diamond: geometric mean, 95 % bootstrap interval; "
+                 "green / red: interval below / above 1)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -313,6 +360,7 @@ def main() -> None:
     args.out.write_text(json.dumps(records, indent=1))
     summary = paired_summary(records)
     args.out.with_name(args.out.stem + "_paired.json").write_text(json.dumps(summary, indent=1))
+    plot_paired(summary, args.out.with_name(args.out.stem + "_paired.png"))
     print(table(records))
     print()
     print(summary_text(summary))

@@ -47,3 +47,19 @@ def test_paired_summary_pairs_by_seed_and_counts_the_mechanism():
     assert all(c["hyco_below_physics_only"] == 6 and c["physics_only_above_truth"] == 6 and c["hyco_closer"] == 6
                for c in hidden)
     assert "0.5x" not in bench.summary_text([row]) and "0.5 [" in bench.summary_text([row])
+
+
+def test_the_paired_figure_draws_every_case_of_the_shipped_results(tmp_path):
+    """bench/results/hyco_vs_baselines_paired.json as the bench writes it: one row per case, every
+    seed's ratio a dot, on every panel that has that ratio."""
+    import json
+
+    import hyco_vs_baselines as bench
+
+    summary = json.loads(bench.RESULTS.with_name("hyco_vs_baselines_paired.json").read_text())
+    out = tmp_path / "paired.png"
+    bench.plot_paired(summary, out)
+    assert out.stat().st_size > 20_000
+    rows = [r for r in summary if r["setting"] in ("default", "adam")]
+    assert {(r["problem"], r["case"]) for r in rows} >= {("heat", "quarter_model_error"), ("heat", "half_model_error"),
+                                                         ("burgers", "half_model_error"), ("heat", "authors_heat")}
