@@ -66,3 +66,12 @@ def float64() -> Iterator[None]:
     math.set_global_precision(64)
     yield
     math.set_global_precision(previous)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with the most slow tests first (a stable sort: tests keep their order in a file).
+    scripts/test.sh hands whole files to two workers; a long file started last would run alone."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.location[0]] = slow.get(item.location[0], 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.location[0]])
