@@ -27,7 +27,7 @@ from hyco_ray.core.analysis import export_best, write_report
 from hyco_ray.core.space import load_space
 from hyco_ray.core.sweep_dir import DISK_FULL_ERRNOS
 from hyco_ray.runner import sweep
-from hyco_ray.runner.quiet import FilteredStream, LineFilter
+from hyco_ray.runner.quiet import FilteredStream
 
 
 def _load(args: argparse.Namespace):
@@ -94,13 +94,12 @@ def _run_in_own_session(argv: list[str], again: str) -> int:
 
 
 def _forward_stderr(stream) -> None:
-    """The driver's stderr to ours, line by line, through :class:`~hyco_ray.runner.quiet.LineFilter`
+    """The driver's stderr to ours, line by line, through :class:`~hyco_ray.runner.quiet.FilteredStream`
     (Ray's C++ core writes some of its noise to the file descriptor, out of reach of Python)."""
-    keep = LineFilter()
+    out = FilteredStream(sys.stderr)
     for line in stream:
-        if (shown := keep(line)) is not None:
-            sys.stderr.write(shown)
-            sys.stderr.flush()
+        out.write(line)
+        out.flush()
 
 
 def _become_session_driver() -> None:
