@@ -29,7 +29,9 @@ S's test error over synthetic-only's, and HYCO's theta error over each trivial r
                                       [--methods physics_only:-,hyco:default] [--merge] [--summary-only]
 
 --merge adds the new records to the existing JSON (replacing those with the same problem, case,
-method, setting and seed); --summary-only recomputes the paired summary from the JSON.
+method, setting and seed); --summary-only recomputes the paired summary and the figures from the
+JSON: *_paired.png (every seed's ratio per case) and *_components.png (every component of theta per
+seed against the truth and the guess: the mechanism behind each ratio).
 
 Training: 40 epochs (3 of warm-up), S's learning rate on a cosine schedule to 5 %, and S's test
 error taken at its best val epoch (early stopping on the full, clean val sims, the same rule for
@@ -244,7 +246,7 @@ def paired_summary(records: list[dict]) -> list[dict]:
                     row[f"physics_only_theta_vs_{ref}"] = paired_ratio([r["param_error"] for r in po],
                                                                        [r[f"reference_{ref}"] for r in po]).to_dict()
             row["components"] = [
-                {"index": i, "hidden": i in hidden, "truth": hy[0]["truth"][i],
+                {"index": i, "hidden": i in hidden, "truth": hy[0]["truth"][i], "guess": hy[0]["guess"][i],
                  "hyco": [r["theta"][i] for r in hy], "physics_only": [r["theta"][i] for r in po],
                  "hyco_below_physics_only": sum(h["theta"][i] < p["theta"][i] for h, p in zip(hy, po)),
                  "physics_only_above_truth": sum(p["theta"][i] > p["truth"][i] for p in po),
@@ -324,6 +326,58 @@ def plot_paired(summary: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_components(summary: list[dict], path: Path) -> None:
+    """Every component of theta per seed, physics-only beside HYCO, as its error relative to the
+    truth, with the guess marked and hidden components shaded: shows *why* a theta ratio is what it
+    is (which component moved, whether it left its guess, whether HYCO pulled it the right way)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in summary if r["setting"] in ("default", "adam")]
+    cols = 3
+    fig, axes = plt.subplots(-(-len(rows) // cols), cols, figsize=(15, 3.0 * -(-len(rows) // cols)), squeeze=False)
+    for ax, r in zip(axes.flat, rows):
+        for c in r["components"]:
+            i, scale = c["index"], abs(c["truth"]) or 1.0
+            if c["hidden"]:
+                ax.axvspan(i - 0.45, i + 0.45, color="0.9", zorder=0)
+            for offset, key, colour in ((-0.15, "physics_only", "tab:blue"), (0.15, "hyco", "tab:orange")):
+                ax.scatter([i + offset] * len(c[key]), [(v - c["truth"]) / scale for v in c[key]], s=14, color=colour,
+                           alpha=0.7, zorder=3, label=key.replace("_", "-") if i == 0 else None)
+        # the axis spans the fitted values; a guess beyond it sits at the edge with its value written
+        fitted = [(v - c["truth"]) / (abs(c["truth"]) or 1.0) for c in r["components"] for k in ("physics_only", "hyco")
+                  for v in c[k]]
+        span = max(max(fitted) - min(fitted), 0.1)
+        low, high = min(min(fitted), 0.0) - 0.15 * span, max(max(fitted), 0.0) + 0.15 * span
+        for c in r["components"]:
+            g = (c["guess"] - c["truth"]) / (abs(c["truth"]) or 1.0)
+            inside = low <= g <= high
+            ax.scatter([c["index"]], [min(max(g, low), high)], marker="x" if inside else ("^" if g > high else "v"),
+                       s=40, color="black", zorder=4, label="guess" if c["index"] == 0 else None, clip_on=False)
+            if not inside:
+                ax.annotate(f"guess {g:+.2g}", (c["index"], high if g > high else low), xytext=(5, -10 if g > high else 4),
+                            textcoords="offset points", fontsize=7)
+        ax.set_ylim(low, high)
+        ax.set_xlim(-0.6, len(r["components"]) - 0.4)
+        ax.axhline(0.0, color="black", lw=0.8, ls="--")
+        ax.set_xticks([c["index"] for c in r["components"]],
+                      [f"θ[{c['index']}]{' hidden' if c['hidden'] else ''}" for c in r["components"]], fontsize=7)
+        ratio = r["theta_vs_physics_only"]
+        ax.set_title(f"{r['problem']} {r['case']}{' (Adam)' if r['setting'] == 'adam' else ''}: "
+                     f"θ err ratio {ratio['geomean']:.2f}, {ratio['better']}/{ratio['n']}", fontsize=9)
+        ax.set_ylabel("(θ − truth) / |truth|", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.suptitle("θ per component and seed (grey: components the observed data cannot see; 0: the truth)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -361,6 +415,7 @@ def main() -> None:
     summary = paired_summary(records)
     args.out.with_name(args.out.stem + "_paired.json").write_text(json.dumps(summary, indent=1))
     plot_paired(summary, args.out.with_name(args.out.stem + "_paired.png"))
+    plot_components(summary, args.out.with_name(args.out.stem + "_components.png"))
     print(table(records))
     print()
     print(summary_text(summary))
