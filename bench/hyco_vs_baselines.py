@@ -246,7 +246,7 @@ def paired_summary(records: list[dict]) -> list[dict]:
                     row[f"physics_only_theta_vs_{ref}"] = paired_ratio([r["param_error"] for r in po],
                                                                        [r[f"reference_{ref}"] for r in po]).to_dict()
             row["components"] = [
-                {"index": i, "hidden": i in hidden, "truth": hy[0]["truth"][i], "guess": hy[0]["guess"][i],
+                {"index": i, "hidden": i in hidden, "truth": hy[0]["truth"][i], "guess": hy[0]["guess"][i] if "guess" in hy[0] else None,
                  "hyco": [r["theta"][i] for r in hy], "physics_only": [r["theta"][i] for r in po],
                  "hyco_below_physics_only": sum(h["theta"][i] < p["theta"][i] for h, p in zip(hy, po)),
                  "physics_only_above_truth": sum(p["theta"][i] > p["truth"][i] for p in po),
@@ -351,7 +351,7 @@ def plot_components(summary: list[dict], path: Path) -> None:
                   for v in c[k]]
         span = max(max(fitted) - min(fitted), 0.1)
         low, high = min(min(fitted), 0.0) - 0.15 * span, max(max(fitted), 0.0) + 0.15 * span
-        for c in r["components"]:
+        for c in (c for c in r["components"] if c["guess"] is not None):
             g = (c["guess"] - c["truth"]) / (abs(c["truth"]) or 1.0)
             inside = low <= g <= high
             ax.scatter([c["index"]], [min(max(g, low), high)], marker="x" if inside else ("^" if g > high else "v"),
